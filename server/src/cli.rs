@@ -1,0 +1,165 @@
+//! The `herald` command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app;
+use crate::config::{DatabaseConfig, ServeConfig};
+use crate::store::Store;
+use crate::store::tokens::{self, Role};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Self-hosted alert webhook delivery with a GraphQL control plane"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrates the database first).
+    Serve(ServeConfig),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    PrintSchema,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; the token is printed once, alone on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke the token with this name.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Viewer,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Viewer => Role::Viewer,
+        }
+    }
+}
+
+async fn open_store(db: &DatabaseConfig) -> anyhow::Result<Store> {
+    let store = Store::connect(&db.url, db.max_connections).await?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::PrintSchema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            open_store(&cli.database).await?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Serve(cfg) => serve(&cli.database, cfg).await,
+        Command::Token(cmd) => token(&cli.database, cmd).await,
+    }
+}
+
+async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
+    let store = open_store(db).await?;
+    let listener = app::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let playground = format!("http://{host}/graphql");
+    if let Some(token) = app::issue_first_admin_token(&store).await? {
+        // Printed, not logged: this is the one time the token exists outside its holder's hands.
+        println!(
+            "First start: created the API token \"admin\" (role ADMIN). It is shown only this once:\n\n    {token}\n\n\
+             Open the playground at {playground} and paste into its Headers pane:\n\n    \
+             {{\"Authorization\": \"Bearer {token}\"}}\n\n\
+             Make more tokens with `herald token create --name NAME --role admin|viewer`."
+        );
+    }
+    tracing::info!(%addr, %playground, "herald is listening");
+    app::serve(store, listener, shutdown_signal()).await?;
+    tracing::info!("herald stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
+    let store = open_store(db).await?;
+    match cmd {
+        TokenCommand::Create { name, role } => {
+            let (info, token) = tokens::create(store.db(), &name, role.into()).await?;
+            println!(
+                "Created API token {:?} with role {}. It is shown only this once:",
+                info.name,
+                info.role.as_str()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let list = tokens::list(store.db()).await?;
+            println!("{:<32} {:<7} {:<25} LAST USED", "NAME", "ROLE", "CREATED");
+            for t in list {
+                println!(
+                    "{:<32} {:<7} {:<25} {}",
+                    t.name,
+                    t.role.as_str(),
+                    t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    t.last_used_at
+                        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                        .unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            tokens::revoke(store.db(), &name).await?;
+            println!("revoked API token {name:?}");
+        }
+    }
+    Ok(())
+}

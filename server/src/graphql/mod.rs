@@ -1,0 +1,47 @@
+//! The GraphQL API: schema assembly. Transport (HTTP, authentication) lives in `http`; this module
+//! only knows the authenticated [`Principal`] that the transport puts into each request.
+
+mod errors;
+mod guards;
+mod mutation;
+mod query;
+mod types;
+
+use async_graphql::{EmptySubscription, Schema};
+
+pub use errors::ApiError;
+pub use guards::Principal;
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+use crate::store::Store;
+
+pub type HeraldSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Queries nest at most this deep; generous for the API's shapes, fatal for abusive ones.
+const MAX_DEPTH: usize = 12;
+const MAX_COMPLEXITY: usize = 5_000;
+
+pub fn build_schema(store: Store) -> HeraldSchema {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .data(store)
+    .extension(guards::MutationsNeedAdmin)
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .finish()
+}
+
+/// The schema in SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .finish()
+    .sdl()
+}

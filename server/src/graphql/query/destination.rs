@@ -1,0 +1,50 @@
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, Object};
+
+use crate::graphql::errors::ApiResult;
+use crate::graphql::types::{ConnectionArgs, Destination, TotalCount};
+use crate::store::{Store, destinations};
+
+#[derive(Default)]
+pub struct DestinationQuery;
+
+#[Object]
+impl DestinationQuery {
+    /// The destination with this id; null when there is none.
+    async fn destination(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Destination>> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(destinations::get(store.db(), &id).await?.map(Destination))
+    }
+
+    /// Destinations in creation order. `displayName` filters on an exact, case-insensitive match.
+    async fn destinations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        display_name: Option<String>,
+    ) -> ApiResult<Connection<String, Destination, TotalCount>> {
+        let args = ConnectionArgs::new(first, after)?;
+        let store = ctx.data_unchecked::<Store>();
+        let page = destinations::list(
+            store.db(),
+            args.first,
+            args.after.as_deref(),
+            display_name.as_deref(),
+        )
+        .await?;
+        let mut conn = Connection::with_additional_fields(
+            args.after.is_some(),
+            page.has_next_page,
+            TotalCount {
+                total_count: page.total_count,
+            },
+        );
+        conn.edges.extend(
+            page.items
+                .into_iter()
+                .map(|d| Edge::new(d.id.clone(), Destination(d))),
+        );
+        Ok(conn)
+    }
+}

@@ -1,0 +1,9 @@
+//! Query roots, one per domain, merged.
+
+mod destination;
+mod viewer;
+
+use async_graphql::MergedObject;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(destination::DestinationQuery, viewer::ViewerQuery);

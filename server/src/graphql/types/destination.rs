@@ -1,0 +1,176 @@
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use herald_domain::{AlertType, Severity};
+
+use super::{AlertTypeGql, DateTime, SeverityGql};
+use crate::graphql::Principal;
+use crate::store::destinations::{self, CustomHeader as StoredHeader};
+
+/// A webhook endpoint that receives alerts.
+pub struct Destination(pub destinations::Destination);
+
+fn sees_secrets(ctx: &Context<'_>) -> bool {
+    ctx.data_opt::<Principal>()
+        .is_some_and(Principal::sees_secrets)
+}
+
+#[Object]
+impl Destination {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    /// The severities routed here; [] means only alerts that name this destination explicitly.
+    async fn severities(&self) -> Vec<SeverityGql> {
+        self.0.severities.iter().map(|s| (*s).into()).collect()
+    }
+
+    async fn alert_types(&self) -> Vec<AlertTypeGql> {
+        self.0.alert_types.iter().map(|t| (*t).into()).collect()
+    }
+
+    async fn custom_headers(&self, ctx: &Context<'_>) -> Vec<CustomHeader> {
+        let reveal = sees_secrets(ctx);
+        self.0
+            .custom_headers
+            .iter()
+            .map(|h| CustomHeader {
+                name: h.name.clone(),
+                value: reveal.then(|| h.value.clone()),
+            })
+            .collect()
+    }
+
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+
+    /// "whsec_" + base64 of 32 random bytes; null for viewers.
+    async fn signing_secret(&self, ctx: &Context<'_>) -> Option<&str> {
+        sees_secrets(ctx).then_some(self.0.signing_secret.as_str())
+    }
+
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
+    }
+}
+
+/// A header sent with every request to the destination.
+#[derive(SimpleObject)]
+pub struct CustomHeader {
+    pub name: String,
+    /// Null for viewers.
+    pub value: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct CustomHeaderInput {
+    pub name: String,
+    pub value: String,
+}
+
+impl From<CustomHeaderInput> for StoredHeader {
+    fn from(h: CustomHeaderInput) -> Self {
+        StoredHeader {
+            name: h.name,
+            value: h.value,
+        }
+    }
+}
+
+fn severities(list: Vec<SeverityGql>) -> Vec<Severity> {
+    list.into_iter().map(Into::into).collect()
+}
+
+fn alert_types(list: Vec<AlertTypeGql>) -> Vec<AlertType> {
+    list.into_iter().map(Into::into).collect()
+}
+
+fn headers(list: Vec<CustomHeaderInput>) -> Vec<StoredHeader> {
+    list.into_iter().map(Into::into).collect()
+}
+
+#[derive(InputObject)]
+pub struct CreateDestinationInput {
+    pub display_name: String,
+    pub url: String,
+    /// Omitted: all five.
+    pub severities: Option<Vec<SeverityGql>>,
+    /// Omitted: all six; an empty list is an error.
+    pub alert_types: Option<Vec<AlertTypeGql>>,
+    pub custom_headers: Option<Vec<CustomHeaderInput>>,
+    /// Omitted: true.
+    pub enabled: Option<bool>,
+}
+
+impl From<CreateDestinationInput> for destinations::NewDestination {
+    fn from(i: CreateDestinationInput) -> Self {
+        destinations::NewDestination {
+            display_name: i.display_name,
+            url: i.url,
+            severities: i.severities.map(severities),
+            alert_types: i.alert_types.map(alert_types),
+            custom_headers: i.custom_headers.map(headers).unwrap_or_default(),
+            enabled: i.enabled,
+        }
+    }
+}
+
+/// Only the fields given change; customHeaders, when given, replaces the whole list.
+#[derive(InputObject)]
+pub struct UpdateDestinationInput {
+    pub id: ID,
+    pub display_name: Option<String>,
+    pub url: Option<String>,
+    pub severities: Option<Vec<SeverityGql>>,
+    pub alert_types: Option<Vec<AlertTypeGql>>,
+    pub custom_headers: Option<Vec<CustomHeaderInput>>,
+    pub enabled: Option<bool>,
+}
+
+impl UpdateDestinationInput {
+    pub fn into_patch(self) -> (String, destinations::DestinationPatch) {
+        (
+            self.id.0,
+            destinations::DestinationPatch {
+                display_name: self.display_name,
+                url: self.url,
+                severities: self.severities.map(severities),
+                alert_types: self.alert_types.map(alert_types),
+                custom_headers: self.custom_headers.map(headers),
+                enabled: self.enabled,
+            },
+        )
+    }
+}
+
+#[derive(InputObject)]
+pub struct DeleteDestinationInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateDestinationPayload {
+    pub destination: Destination,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateDestinationPayload {
+    pub destination: Destination,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteDestinationPayload {
+    pub deleted_id: ID,
+}

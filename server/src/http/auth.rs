@@ -1,0 +1,89 @@
+//! `Authorization: Bearer <token>` on every GraphQL request.
+
+use axum::Json;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use crate::graphql::Principal;
+use crate::store::{Store, tokens};
+
+/// A request whose bearer token names a live API token.
+pub struct Authenticated(pub Principal);
+
+/// Why a request was refused, in the GraphQL error shape so clients handle it like any other.
+pub enum AuthRejection {
+    Unauthenticated(&'static str),
+    Unavailable,
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthRejection::Unauthenticated(message) => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({
+                    "data": null,
+                    "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}],
+                })),
+            )
+                .into_response(),
+            AuthRejection::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "data": null,
+                    "errors": [{
+                        "message": "the database does not answer; try again",
+                        "extensions": {"code": "UNAVAILABLE"},
+                    }],
+                })),
+            )
+                .into_response(),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let app = AppState::from_ref(state);
+        let presented = bearer_token(parts).ok_or(AuthRejection::Unauthenticated(
+            "missing API token: send the header `Authorization: Bearer <token>`",
+        ))?;
+        authenticate(&app.store, presented).await.map(Authenticated)
+    }
+}
+
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn authenticate(store: &Store, presented: &str) -> Result<Principal, AuthRejection> {
+    match tokens::authenticate(store.db(), presented).await {
+        Ok(Some(info)) => Ok(Principal {
+            token_name: info.name,
+            role: info.role,
+        }),
+        Ok(None) => Err(AuthRejection::Unauthenticated(
+            "unknown or revoked API token",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check an API token");
+            Err(AuthRejection::Unavailable)
+        }
+    }
+}

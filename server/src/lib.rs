@@ -1,0 +1,13 @@
+//! Herald: self-hosted alert webhook delivery.
+//!
+//! `app` starts the server, `http` is its HTTP surface, `graphql` the API, `store` the database,
+//! `cli` the `herald` command.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod graphql;
+pub mod http;
+pub mod signing;
+pub mod store;

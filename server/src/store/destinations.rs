@@ -1,0 +1,378 @@
+//! Destinations: where alerts go. Every write validates the whole resulting destination with the
+//! shared rules before it touches the database, and writes its audit entry in the same
+//! transaction, so a rejected change leaves nothing behind.
+
+use chrono::{DateTime, Utc};
+use herald_domain::{
+    AlertType, Severity, WireEnum, validate_alert_types, validate_custom_headers,
+    validate_display_name, validate_url,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::audit::{self, Actor};
+use super::entities::{delivery, destination};
+use super::error::is_unique_violation;
+use super::{Page, StoreError, ids, now, secrets};
+use crate::signing;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomHeader {
+    pub name: String,
+    pub value: String,
+}
+
+impl herald_domain::HeaderInput for CustomHeader {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+/// A destination with its secrets opened.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub id: String,
+    pub display_name: String,
+    pub url: String,
+    pub severities: Vec<Severity>,
+    pub alert_types: Vec<AlertType>,
+    pub custom_headers: Vec<CustomHeader>,
+    pub enabled: bool,
+    pub signing_secret: String,
+    /// The secret before the last rotation and when it stops being used.
+    pub previous_signing_secret: Option<(String, DateTime<Utc>)>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<destination::Model> for Destination {
+    type Error = StoreError;
+    fn try_from(m: destination::Model) -> Result<Self, StoreError> {
+        let headers: Vec<CustomHeader> =
+            serde_json::from_str(&secrets::open(&m.custom_headers)?)
+                .map_err(|e| StoreError::Corrupt(format!("custom headers of {}: {e}", m.id)))?;
+        let previous = match (m.previous_signing_secret, m.previous_secret_expires_at) {
+            (Some(s), Some(until)) => Some((secrets::open(&s)?, until)),
+            _ => None,
+        };
+        Ok(Destination {
+            severities: Severity::from_mask(m.severity_mask),
+            alert_types: AlertType::from_mask(m.alert_type_mask),
+            signing_secret: secrets::open(&m.signing_secret)?,
+            previous_signing_secret: previous,
+            custom_headers: headers,
+            id: m.id,
+            display_name: m.display_name,
+            url: m.url,
+            enabled: m.enabled,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+/// What a user gives to create a destination; `None` means "the default".
+#[derive(Debug, Clone, Default)]
+pub struct NewDestination {
+    pub display_name: String,
+    pub url: String,
+    pub severities: Option<Vec<Severity>>,
+    pub alert_types: Option<Vec<AlertType>>,
+    pub custom_headers: Vec<CustomHeader>,
+    pub enabled: Option<bool>,
+}
+
+/// A partial update: only the fields that are `Some` change. `custom_headers` replaces the list.
+#[derive(Debug, Clone, Default)]
+pub struct DestinationPatch {
+    pub display_name: Option<String>,
+    pub url: Option<String>,
+    pub severities: Option<Vec<Severity>>,
+    pub alert_types: Option<Vec<AlertType>>,
+    pub custom_headers: Option<Vec<CustomHeader>>,
+    pub enabled: Option<bool>,
+}
+
+fn name_key(display_name: &str) -> String {
+    display_name.to_lowercase()
+}
+
+fn encode_headers(headers: &[CustomHeader]) -> String {
+    secrets::seal(&serde_json::to_string(headers).expect("headers serialize"))
+}
+
+/// Validates the fields a write sets, in the order the user reads them.
+fn validate_fields(
+    display_name: Option<&str>,
+    url: Option<&str>,
+    alert_types: Option<&[AlertType]>,
+    headers: Option<&[CustomHeader]>,
+) -> Result<(), StoreError> {
+    if let Some(name) = display_name {
+        validate_display_name(name)?;
+    }
+    if let Some(url) = url {
+        validate_url(url)?;
+    }
+    if let Some(types) = alert_types {
+        validate_alert_types(types)?;
+    }
+    if let Some(headers) = headers {
+        validate_custom_headers(headers)?;
+    }
+    Ok(())
+}
+
+fn map_write_error(e: sea_orm::DbErr, display_name: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::DuplicateDisplayName(display_name.to_owned())
+    } else {
+        e.into()
+    }
+}
+
+/// What the audit log says about a destination's fields: names and non-secret values only.
+fn audit_detail(d: &Destination, fields: &[&str]) -> serde_json::Value {
+    json!({
+        "fields": fields,
+        "displayName": d.display_name,
+        "url": d.url,
+        "severities": d.severities.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "alertTypes": d.alert_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "customHeaderNames": d.custom_headers.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        "enabled": d.enabled,
+    })
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    new: NewDestination,
+) -> Result<Destination, StoreError> {
+    let alert_types = new.alert_types.unwrap_or_else(|| AlertType::ALL.to_vec());
+    validate_fields(
+        Some(&new.display_name),
+        Some(&new.url),
+        Some(&alert_types),
+        Some(&new.custom_headers),
+    )?;
+    let severities = new.severities.unwrap_or_else(|| Severity::ALL.to_vec());
+    let at = now();
+    let row = destination::ActiveModel {
+        id: Set(ids::destination()),
+        display_name_key: Set(name_key(&new.display_name)),
+        display_name: Set(new.display_name.clone()),
+        url: Set(new.url),
+        severity_mask: Set(Severity::mask_of(&severities)),
+        alert_type_mask: Set(AlertType::mask_of(&alert_types)),
+        custom_headers: Set(encode_headers(&new.custom_headers)),
+        enabled: Set(new.enabled.unwrap_or(true)),
+        signing_secret: Set(secrets::seal(&signing::generate_secret())),
+        previous_signing_secret: Set(None),
+        previous_secret_expires_at: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    };
+    let txn = db.begin().await?;
+    let model = destination::Entity::insert(row)
+        .exec_with_returning(&txn)
+        .await
+        .map_err(|e| map_write_error(e, &new.display_name))?;
+    let created = Destination::try_from(model)?;
+    audit::record(
+        &txn,
+        actor,
+        "destination.create",
+        &created.id,
+        audit_detail(&created, &[]),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: &str,
+    patch: DestinationPatch,
+) -> Result<Destination, StoreError> {
+    validate_fields(
+        patch.display_name.as_deref(),
+        patch.url.as_deref(),
+        patch.alert_types.as_deref(),
+        patch.custom_headers.as_deref(),
+    )?;
+    let txn = db.begin().await?;
+    let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
+    let mut changed = Vec::new();
+    let mut row = current.clone().into_active_model();
+    if let Some(name) = patch.display_name.filter(|n| *n != current.display_name) {
+        row.display_name_key = Set(name_key(&name));
+        row.display_name = Set(name);
+        changed.push("displayName");
+    }
+    if let Some(url) = patch.url.filter(|u| *u != current.url) {
+        row.url = Set(url);
+        changed.push("url");
+    }
+    if let Some(mask) = patch
+        .severities
+        .map(|s| Severity::mask_of(&s))
+        .filter(|m| *m != current.severity_mask)
+    {
+        row.severity_mask = Set(mask);
+        changed.push("severities");
+    }
+    if let Some(mask) = patch
+        .alert_types
+        .map(|t| AlertType::mask_of(&t))
+        .filter(|m| *m != current.alert_type_mask)
+    {
+        row.alert_type_mask = Set(mask);
+        changed.push("alertTypes");
+    }
+    if let Some(headers) = patch.custom_headers {
+        let encoded = encode_headers(&headers);
+        if encoded != current.custom_headers {
+            row.custom_headers = Set(encoded);
+            changed.push("customHeaders");
+        }
+    }
+    if let Some(enabled) = patch.enabled.filter(|e| *e != current.enabled) {
+        row.enabled = Set(enabled);
+        changed.push("enabled");
+    }
+    if changed.is_empty() {
+        // Nothing to write: an identical update keeps updatedAt, so declarative clients that
+        // re-apply the same state see no drift.
+        txn.commit().await?;
+        return Destination::try_from(current);
+    }
+    row.updated_at = Set(now());
+    let display_name = match &row.display_name {
+        sea_orm::ActiveValue::Set(n) | sea_orm::ActiveValue::Unchanged(n) => n.clone(),
+        sea_orm::ActiveValue::NotSet => current.display_name.clone(),
+    };
+    let model = row
+        .update(&txn)
+        .await
+        .map_err(|e| map_write_error(e, &display_name))?;
+    let updated = Destination::try_from(model)?;
+    audit::record(
+        &txn,
+        actor,
+        "destination.update",
+        id,
+        audit_detail(&updated, &changed),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes a destination. Its deliveries stay (they carry the label it had), and those still
+/// waiting end as FAILED with the message `destination deleted`.
+pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<(), StoreError> {
+    let txn = db.begin().await?;
+    let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
+    let at = now();
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::State, Expr::value("FAILED"))
+        .col_expr(
+            delivery::Column::Message,
+            Expr::value("destination deleted"),
+        )
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
+        .filter(delivery::Column::DestinationId.eq(id))
+        .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
+        .exec(&txn)
+        .await?;
+    destination::Entity::delete_by_id(id.to_owned())
+        .exec(&txn)
+        .await?;
+    let deleted = Destination::try_from(current)?;
+    audit::record(
+        &txn,
+        actor,
+        "destination.delete",
+        id,
+        audit_detail(&deleted, &[]),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+fn not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
+        kind: "destination",
+        id: id.to_owned(),
+    }
+}
+
+async fn find_model(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<destination::Model>, StoreError> {
+    Ok(destination::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?)
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Destination>, StoreError> {
+    find_model(conn, id)
+        .await?
+        .map(Destination::try_from)
+        .transpose()
+}
+
+/// Destinations in creation order, `first` at a time after the cursor `after` (a destination id),
+/// optionally only the one whose name matches `display_name` case-insensitively.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    first: u64,
+    after: Option<&str>,
+    display_name: Option<&str>,
+) -> Result<Page<Destination>, StoreError> {
+    let mut filter = Condition::all();
+    if let Some(name) = display_name {
+        filter = filter.add(destination::Column::DisplayNameKey.eq(name_key(name)));
+    }
+    let total_count = destination::Entity::find()
+        .filter(filter.clone())
+        .count(conn)
+        .await?;
+    if let Some(after) = after {
+        filter = filter.add(destination::Column::Id.gt(after));
+    }
+    let mut rows = destination::Entity::find()
+        .filter(filter)
+        .order_by_asc(destination::Column::Id)
+        .limit(first + 1)
+        .all(conn)
+        .await?;
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok(Page {
+        items: rows
+            .into_iter()
+            .map(Destination::try_from)
+            .collect::<Result<_, _>>()?,
+        has_next_page,
+        total_count,
+    })
+}

@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "destinations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub display_name: String,
+    /// `display_name` lower-cased: the unique index on it makes names unique case-insensitively on
+    /// SQLite and PostgreSQL alike.
+    pub display_name_key: String,
+    pub url: String,
+    /// Bit mask over `Severity::ALL`; routing tests it with one SQL expression.
+    pub severity_mask: i32,
+    /// Bit mask over `AlertType::ALL`.
+    pub alert_type_mask: i32,
+    /// JSON list of `{name, value}`, sealed by `store::secrets`.
+    #[sea_orm(column_type = "Text")]
+    pub custom_headers: String,
+    pub enabled: bool,
+    /// Sealed by `store::secrets`.
+    pub signing_secret: String,
+    /// The secret before the last rotation, still used to sign until `previous_secret_expires_at`.
+    pub previous_signing_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

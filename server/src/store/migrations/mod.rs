@@ -1,0 +1,15 @@
+//! Schema migrations. They run at every start (`herald serve`) and with `herald migrate`; see
+//! `store::migrate` for how concurrent starts are serialized.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}

@@ -1,0 +1,116 @@
+//! Everything that reads or writes the database. Callers get decoded domain values, never raw rows,
+//! and every write that must be atomic (a change and its audit entry, an alert and its deliveries)
+//! is one transaction here.
+
+pub mod audit;
+pub mod destinations;
+pub mod entities;
+mod error;
+pub mod ids;
+pub mod migrations;
+pub mod secrets;
+pub mod state;
+pub mod tokens;
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use error::StoreError;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// The current time at the precision both databases keep (microseconds), so a value read back
+/// equals the value written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// One page of a list, in the shape a Relay connection needs.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next_page: bool,
+    pub total_count: u64,
+}
+
+impl Store {
+    /// Connects to `sqlite:…` (the file is created on first use) or `postgres://…`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            DatabaseBackend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DatabaseBackend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let mut opts = ConnectOptions::new(url);
+        opts.max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
+            // Statements carry signing secrets and header values as parameters: never log them.
+            .sqlx_logging(false);
+        if backend == DatabaseBackend::Sqlite {
+            opts.map_sqlx_sqlite_opts(|o| {
+                // WAL lets readers run beside the one writer; NORMAL sync in WAL mode survives a
+                // killed process (not a power cut), which is the durability the queue promises.
+                o.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        }
+        let db = Database::connect(opts).await.map_err(StoreError::Connect)?;
+        Ok(Self { db })
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Applies pending migrations. Safe when several processes start together: on PostgreSQL a
+    /// transaction-scoped advisory lock serializes them, and on SQLite the migrating transaction
+    /// takes the write lock before it reads which migrations are applied.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        match self.backend() {
+            DatabaseBackend::Postgres => {
+                // The key is arbitrary but fixed: "herald" in ASCII.
+                txn.execute_unprepared("SELECT pg_advisory_xact_lock(114101114097108100)")
+                    .await?;
+            }
+            _ => {
+                txn.execute_unprepared(
+                    "CREATE TABLE IF NOT EXISTS herald_migration_lock (id INTEGER PRIMARY KEY)",
+                )
+                .await?;
+                txn.execute_unprepared("DELETE FROM herald_migration_lock")
+                    .await?;
+            }
+        }
+        migrations::Migrator::up(&txn, None).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(StoreError::from)
+    }
+}
