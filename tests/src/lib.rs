@@ -1,1 +1,290 @@
-pub fn x() {}
+//! What Herald's test suites share: a throwaway PostgreSQL cluster, the built binaries, free
+//! loopback ports and a small GraphQL client. Kept free of Herald's own crates so the end-to-end
+//! tests exercise only the binaries.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// The workspace's target directory, found from the running test binary
+/// (`target/<profile>/deps/<test>`), so it is right whatever `CARGO_TARGET_DIR` says.
+pub fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The built `herald` binary (`HERALD_BIN` overrides).
+pub fn herald_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HERALD_BIN") {
+        return p.into();
+    }
+    let bin = target_profile_dir().join("herald");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p herald-server` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A PostgreSQL 15 cluster in a temporary directory, one per test process, started on first use.
+/// Each test takes its own database from it. A watcher process stops the cluster and removes its
+/// directory when the test process exits, however it exits (statics are never dropped, and a
+/// panicking or killed test must not leave a postgres behind).
+pub struct PgCluster {
+    pub port: u16,
+    next_db: AtomicU32,
+}
+
+static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL binary, as the `postgres` user when we are root (initdb and postgres refuse
+/// to run as root).
+fn pg_command(bin: &str, as_postgres: bool) -> Command {
+    let path = format!("{PG_BIN}/{bin}");
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", &path]);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+impl PgCluster {
+    /// The process's cluster, started on first call. Panics with the reason when PostgreSQL cannot
+    /// start: the PostgreSQL half of the suite is not optional.
+    pub fn shared() -> &'static PgCluster {
+        CLUSTER.get_or_init(|| PgCluster::start().expect("start a throwaway PostgreSQL 15"))
+    }
+
+    fn start() -> anyhow::Result<PgCluster> {
+        let root = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("herald-pg-")
+            .tempdir()?
+            .keep();
+        let data = dir.join("data");
+        let sock = dir.join("sock");
+        std::fs::create_dir_all(&sock)?;
+        if root {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres:postgres"]).arg(&dir);
+                    c
+                },
+                "chown",
+            )?;
+        }
+        let mut initdb = pg_command("initdb", root);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ]);
+        run(initdb, "initdb")?;
+        let port = free_port();
+        // fsync off: these clusters hold test data only; durability tests and benchmarks use their own.
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300",
+            sock.display()
+        );
+        let mut ctl = pg_command("pg_ctl", root);
+        ctl.arg("-D")
+            .arg(&data)
+            .args(["-o", &opts, "-l"])
+            .arg(dir.join("log"))
+            .args(["-w", "start"]);
+        run(ctl, "pg_ctl start")?;
+
+        // The reaper: waits for this process to end, then stops the cluster and removes it.
+        let stop = if root {
+            format!("runuser -u postgres -- {PG_BIN}/pg_ctl")
+        } else {
+            format!("{PG_BIN}/pg_ctl")
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn the cluster reaper")?;
+        Ok(PgCluster {
+            port,
+            next_db: AtomicU32::new(0),
+        })
+    }
+
+    /// A new, empty database; returns its URL.
+    pub fn create_database(&self) -> String {
+        let n = self.next_db.fetch_add(1, Ordering::Relaxed);
+        let name = format!("t{}_{n}", std::process::id());
+        let mut psql = Command::new("psql");
+        psql.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE {name}"));
+        run(psql, "psql CREATE DATABASE").expect("create a test database");
+        self.url(&name)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Runs one SQL statement as the superuser.
+    pub fn psql(&self, database: &str, sql: &str) -> anyhow::Result<String> {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", database, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+            .output()?;
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database on `backend`: a file in `dir` for SQLite, a new database in the shared
+/// cluster for PostgreSQL.
+pub fn fresh_database_url(backend: Backend, dir: &Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("herald.db").display()),
+        Backend::Postgres => PgCluster::shared().create_database(),
+    }
+}
+
+/// A GraphQL client that holds one bearer token.
+#[derive(Clone)]
+pub struct GraphqlClient {
+    http: reqwest::Client,
+    endpoint: String,
+    token: Option<String>,
+}
+
+/// A GraphQL answer: the HTTP status and the JSON body.
+#[derive(Debug, Clone)]
+pub struct GqlResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl GqlResponse {
+    /// `data`, after asserting there were no errors.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none_or(Value::is_null),
+            "unexpected GraphQL errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The first error, after asserting there is one.
+    pub fn error(&self) -> &Value {
+        let errors = self.body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("expected GraphQL errors, got {}", self.body));
+        &errors[0]
+    }
+
+    pub fn error_code(&self) -> &str {
+        self.error()["extensions"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl GraphqlClient {
+    pub fn new(base_url: &str, token: Option<&str>) -> Self {
+        GraphqlClient {
+            http: reqwest::Client::new(),
+            endpoint: format!("{base_url}/graphql"),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    pub async fn query(&self, query: &str, variables: Value) -> GqlResponse {
+        let mut req = self
+            .http
+            .post(&self.endpoint)
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("GraphQL request is answered");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.expect("GraphQL answers JSON");
+        GqlResponse { status, body }
+    }
+}

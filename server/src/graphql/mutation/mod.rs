@@ -6,4 +6,5 @@ mod destination;
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(destination::DestinationMutation);

@@ -1,0 +1,30 @@
+//! `schema.graphql` is the API's contract: it must be exactly what the code serves.
+
+#[test]
+fn schema_graphql_is_up_to_date() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    let generated = herald_server::graphql::sdl();
+    assert!(
+        committed == generated,
+        "schema.graphql is stale: regenerate it with `cargo run -p herald-server -- print-schema > schema.graphql`"
+    );
+}
+
+#[test]
+fn schema_keeps_the_fixed_contract() {
+    let sdl = herald_server::graphql::sdl();
+    for fragment in [
+        "scalar DateTime",
+        "createDestination(input: CreateDestinationInput!): CreateDestinationPayload!",
+        "updateDestination(input: UpdateDestinationInput!): UpdateDestinationPayload!",
+        "deleteDestination(input: DeleteDestinationInput!): DeleteDestinationPayload!",
+        "destination(id: ID!): Destination",
+        "destinations(first: Int, after: String, displayName: String): DestinationConnection!",
+        "viewer: Viewer!",
+        "signingSecret: String\n",
+        "totalCount: Int!",
+    ] {
+        assert!(sdl.contains(fragment), "schema lacks {fragment:?}");
+    }
+}
