@@ -288,3 +288,27 @@ impl GraphqlClient {
         GqlResponse { status, body }
     }
 }
+
+/// Declares each listed `async fn(Backend)` as two tests, `sqlite::name` and `postgres::name`, so
+/// every store and API test runs on both databases.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::TestApp;
 
-crate::on_both_backends!(
+herald_testkit::on_both_backends!(
     requests_without_a_valid_token_are_401,
     viewers_can_query_but_every_mutation_is_forbidden,
     viewers_see_no_secrets,

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::app::{DESTINATION_FIELDS, TestApp};
 
-crate::on_both_backends!(
+herald_testkit::on_both_backends!(
     create_fills_defaults_and_reads_back,
     list_pages_in_creation_order_with_total_count,
     list_filters_by_display_name_case_insensitively,

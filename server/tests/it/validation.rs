@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::app::{DESTINATION_FIELDS, TestApp};
 
-crate::on_both_backends!(
+herald_testkit::on_both_backends!(
     create_rejects_each_broken_rule_with_its_field,
     update_rejects_broken_rules_and_keeps_the_destination,
 );

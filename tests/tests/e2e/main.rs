@@ -1,1 +1,5 @@
+//! End-to-end tests that drive the built `herald` binary as a user would.
 
+mod cli;
+mod examples;
+mod process;

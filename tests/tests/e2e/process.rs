@@ -1,0 +1,106 @@
+//! A `herald serve` child process on a free loopback port.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use herald_testkit::{free_port, herald_bin};
+
+pub struct HeraldProcess {
+    pub child: Child,
+    pub base_url: String,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl HeraldProcess {
+    /// Starts `herald serve` on `database_url` and waits until `/healthz` answers.
+    pub async fn start(database_url: &str, dir: &Path) -> HeraldProcess {
+        let port = free_port();
+        let stdout_path = dir.join(format!("serve-{port}.out"));
+        let stderr_path = dir.join(format!("serve-{port}.err"));
+        let child = Command::new(herald_bin())
+            .arg("serve")
+            .current_dir(dir)
+            .env("HERALD_DATABASE_URL", database_url)
+            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("spawn herald serve");
+        let mut p = HeraldProcess {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            stdout_path,
+            stderr_path,
+        };
+        p.wait_healthy().await;
+        p
+    }
+
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            let health = client.get(format!("{}/healthz", self.base_url)).send();
+            if health.await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "herald serve exited with {status}: {}",
+                    std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "herald serve did not become healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Stops the server the way an operator does (SIGTERM) and waits for it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HeraldProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `herald ARGS` against `database_url` and returns its output.
+pub fn herald(database_url: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(herald_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("HERALD_DATABASE_URL", database_url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run herald")
+}
+
+/// Every `hrld_…` token in `text`.
+pub fn tokens_in(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| w.starts_with("hrld_"))
+        .map(str::to_owned)
+        .collect()
+}
