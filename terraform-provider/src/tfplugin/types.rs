@@ -39,8 +39,10 @@ impl Type {
             Type::Set(t) => json!(["set", t.to_json()]),
             Type::Map(t) => json!(["map", t.to_json()]),
             Type::Object(attrs) => {
-                let fields: serde_json::Map<String, serde_json::Value> =
-                    attrs.iter().map(|(k, t)| (k.clone(), t.to_json())).collect();
+                let fields: serde_json::Map<String, serde_json::Value> = attrs
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.to_json()))
+                    .collect();
                 json!(["object", fields])
             }
         }

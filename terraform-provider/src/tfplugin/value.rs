@@ -170,7 +170,9 @@ impl PartialEq for Value {
             (String(a), String(b)) => a == b,
             (List(a), List(b)) => a == b,
             (Set(a), Set(b)) => {
-                a.len() == b.len() && a.iter().all(|x| b.contains(x)) && b.iter().all(|y| a.contains(y))
+                a.len() == b.len()
+                    && a.iter().all(|x| b.contains(x))
+                    && b.iter().all(|y| a.contains(y))
             }
             (Map(a), Map(b)) | (Object(a), Object(b)) => a == b,
             _ => false,
@@ -197,7 +199,11 @@ pub enum ValueError {
 
 fn mismatch(path: &str, ty: &Type) -> ValueError {
     ValueError::Mismatch {
-        path: if path.is_empty() { "(root)".into() } else { path.into() },
+        path: if path.is_empty() {
+            "(root)".into()
+        } else {
+            path.into()
+        },
         expected: String::from_utf8_lossy(&ty.to_json_bytes()).into_owned(),
     }
 }
@@ -315,7 +321,11 @@ impl Value {
                 .map(|(i, v)| Value::from_mp(v, of, &format!("{path}[{i}]")))
                 .collect()
         };
-        let entries = |items: &[(Mp, Mp)]| -> Result<Vec<(String, &Mp)>, ValueError> {
+        fn entries<'a>(
+            items: &'a [(Mp, Mp)],
+            path: &str,
+            ty: &Type,
+        ) -> Result<Vec<(String, &'a Mp)>, ValueError> {
             items
                 .iter()
                 .map(|(k, v)| {
@@ -324,7 +334,7 @@ impl Value {
                         .ok_or_else(|| mismatch(path, ty))
                 })
                 .collect()
-        };
+        }
         match (ty, mp) {
             (Type::String, Mp::String(s)) => s
                 .as_str()
@@ -338,14 +348,14 @@ impl Value {
             (Type::Set(of), Mp::Array(items)) => Ok(Value::Set(elements(items, of)?)),
             (Type::Map(of), Mp::Map(items)) => {
                 let mut out = BTreeMap::new();
-                for (k, v) in entries(items)? {
+                for (k, v) in entries(items, path, ty)? {
                     let child = Value::from_mp(v, of, &format!("{path}[{k:?}]"))?;
                     out.insert(k, child);
                 }
                 Ok(Value::Map(out))
             }
             (Type::Object(attrs), Mp::Map(items)) => {
-                let given: BTreeMap<String, &Mp> = entries(items)?.into_iter().collect();
+                let given: BTreeMap<String, &Mp> = entries(items, path, ty)?.into_iter().collect();
                 let mut out = BTreeMap::new();
                 for (name, aty) in attrs {
                     let child = match given.get(name) {
@@ -384,10 +394,7 @@ impl Value {
             (Value::Unknown(r), _) => Mp::Ext(REFINED_UNKNOWN_EXT, r.encode()),
             (v, Type::Dynamic) => {
                 let inner = v.infer_type();
-                Mp::Array(vec![
-                    Mp::Binary(inner.to_json_bytes()),
-                    v.to_mp(&inner),
-                ])
+                Mp::Array(vec![Mp::Binary(inner.to_json_bytes()), v.to_mp(&inner)])
             }
             (Value::Bool(b), _) => Mp::Boolean(*b),
             (Value::Number(n), _) => n.to_mp(),
@@ -467,7 +474,10 @@ impl Value {
             (Type::Map(of), J::Object(m)) => Ok(Value::Map(
                 m.iter()
                     .map(|(k, v)| {
-                        Ok((k.clone(), Value::from_json_value(v, of, &format!("{path}[{k:?}]"))?))
+                        Ok((
+                            k.clone(),
+                            Value::from_json_value(v, of, &format!("{path}[{k:?}]"))?,
+                        ))
                     })
                     .collect::<Result<_, ValueError>>()?,
             )),
@@ -514,7 +524,10 @@ mod tests {
             ("n", Value::Number(Number::Int(-3))),
             ("on", Value::Bool(true)),
             ("tags", Value::set_of_strings(["b", "a"])),
-            ("headers", Value::Map(BTreeMap::from([("X".into(), Value::string("1"))]))),
+            (
+                "headers",
+                Value::Map(BTreeMap::from([("X".into(), Value::string("1"))])),
+            ),
             ("seq", Value::List(vec![Value::Number(Number::Float(1.5))])),
         ]);
         let bytes = v.to_msgpack(&ty);
@@ -531,8 +544,14 @@ mod tests {
 
     #[test]
     fn sets_compare_without_order() {
-        assert_eq!(Value::set_of_strings(["a", "b"]), Value::set_of_strings(["b", "a"]));
-        assert_ne!(Value::set_of_strings(["a"]), Value::set_of_strings(["a", "b"]));
+        assert_eq!(
+            Value::set_of_strings(["a", "b"]),
+            Value::set_of_strings(["b", "a"])
+        );
+        assert_ne!(
+            Value::set_of_strings(["a"]),
+            Value::set_of_strings(["a", "b"])
+        );
         assert_ne!(Value::set_of_strings(["a"]), Value::Null);
     }
 
@@ -540,10 +559,18 @@ mod tests {
     fn plain_unknown_is_cty_fixext1() {
         let bytes = Value::unknown().to_msgpack(&Type::String);
         assert_eq!(bytes, vec![0xd4, 0x00, 0x00]);
-        assert!(!Value::from_msgpack(&bytes, &Type::String).unwrap().is_known());
+        assert!(
+            !Value::from_msgpack(&bytes, &Type::String)
+                .unwrap()
+                .is_known()
+        );
         // Any extension code is an unknown, whatever its payload.
         let other = [0xd4, 0x05, 0x07];
-        assert!(!Value::from_msgpack(&other, &Type::Number).unwrap().is_known());
+        assert!(
+            !Value::from_msgpack(&other, &Type::Number)
+                .unwrap()
+                .is_known()
+        );
     }
 
     #[test]
@@ -562,7 +589,9 @@ mod tests {
         let mut bytes = Vec::new();
         rmpv::encode::write_value(&mut bytes, &Mp::Ext(12, payload)).unwrap();
         let v = Value::from_msgpack(&bytes, &Type::String).unwrap();
-        let Value::Unknown(r) = &v else { panic!("{v:?}") };
+        let Value::Unknown(r) = &v else {
+            panic!("{v:?}")
+        };
         assert!(r.not_null);
         assert_eq!(r.string_prefix.as_deref(), Some("https://"));
         assert_eq!(r.length_lower, Some(1));
@@ -575,11 +604,14 @@ mod tests {
     fn unknowns_nest_inside_collections() {
         let ty = obj_type();
         let v = Value::object([
-            ("tags", Value::Set(vec![Value::string("a"), Value::unknown()])),
+            (
+                "tags",
+                Value::Set(vec![Value::string("a"), Value::unknown()]),
+            ),
             ("headers", Value::unknown()),
         ]);
         let back = Value::from_msgpack(&v.to_msgpack(&ty), &ty).unwrap();
-        assert!(back.get("headers").is_null() == false && !back.get("headers").is_known());
+        assert!(!back.get("headers").is_null() && !back.get("headers").is_known());
         assert!(back.get("tags").is_known());
         assert!(!back.is_wholly_known());
     }
@@ -589,12 +621,18 @@ mod tests {
         for (mp, want) in [
             (Mp::from(7), Number::Int(7)),
             (Mp::F64(2.5), Number::Float(2.5)),
-            (Mp::from("12345678901234567890123"), Number::Float(1.2345678901234568e22)),
+            (
+                Mp::from("12345678901234567890123"),
+                Number::Float(1.2345678901234568e22),
+            ),
             (Mp::from("42"), Number::Int(42)),
         ] {
             let mut b = Vec::new();
             rmpv::encode::write_value(&mut b, &mp).unwrap();
-            assert_eq!(Value::from_msgpack(&b, &Type::Number).unwrap(), Value::Number(want));
+            assert_eq!(
+                Value::from_msgpack(&b, &Type::Number).unwrap(),
+                Value::Number(want)
+            );
         }
     }
 
