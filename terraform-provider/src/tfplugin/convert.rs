@@ -2,17 +2,25 @@
 
 use super::diag::{AttrPath, Diagnostic, Diagnostics, Severity, Step};
 use super::proto::tfplugin6 as pb;
-use super::schema::{Mode, Schema};
+use super::schema::{Attribute, Mode, Schema};
 use super::types::Type;
 use super::value::{Value, ValueError};
 
-pub fn schema(s: &Schema) -> pb::Schema {
-    let attributes = s
-        .attributes
+fn attributes(attrs: &[Attribute]) -> Vec<pb::schema::Attribute> {
+    attrs
         .iter()
         .map(|a| pb::schema::Attribute {
             name: a.name.clone(),
-            r#type: a.ty.to_json_bytes(),
+            // A nested attribute is typed by its nested_type alone.
+            r#type: if a.nested.is_some() {
+                Vec::new()
+            } else {
+                a.ty.to_json_bytes()
+            },
+            nested_type: a.nested.as_ref().map(|inner| pb::schema::Object {
+                attributes: attributes(inner),
+                nesting: pb::schema::object::NestingMode::List as i32,
+            }),
             description: a.description.clone(),
             required: a.mode == Mode::Required,
             optional: matches!(a.mode, Mode::Optional | Mode::OptionalComputed),
@@ -22,7 +30,11 @@ pub fn schema(s: &Schema) -> pb::Schema {
             deprecated: false,
             write_only: false,
         })
-        .collect();
+        .collect()
+}
+
+pub fn schema(s: &Schema) -> pb::Schema {
+    let attributes = attributes(&s.attributes);
     pb::Schema {
         version: s.version,
         block: Some(pb::schema::Block {

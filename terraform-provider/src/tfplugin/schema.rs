@@ -28,6 +28,9 @@ pub struct Attribute {
     pub stable: bool,
     /// A change cannot be applied in place.
     pub requires_replace: bool,
+    /// A list of objects declared attribute by attribute (protocol 6 nested attributes), so that
+    /// each inner attribute keeps its own description and sensitivity.
+    pub nested: Option<Vec<Attribute>>,
 }
 
 impl Attribute {
@@ -41,6 +44,21 @@ impl Attribute {
             default: None,
             stable: false,
             requires_replace: false,
+            nested: None,
+        }
+    }
+
+    /// A list of objects with the given attributes.
+    pub fn nested_list(
+        name: &str,
+        mode: Mode,
+        attributes: Vec<Attribute>,
+        description: &str,
+    ) -> Self {
+        let ty = Type::list(object_type(&attributes));
+        Attribute {
+            nested: Some(attributes),
+            ..Self::new(name, ty, mode, description)
         }
     }
     pub fn required(name: &str, ty: Type, description: &str) -> Self {
@@ -94,15 +112,19 @@ impl Schema {
 
     /// The object type of a whole value under this schema.
     pub fn value_type(&self) -> Type {
-        Type::Object(
-            self.attributes
-                .iter()
-                .map(|a| (a.name.clone(), a.ty.clone()))
-                .collect::<BTreeMap<_, _>>(),
-        )
+        object_type(&self.attributes)
     }
 
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().find(|a| a.name == name)
     }
+}
+
+fn object_type(attributes: &[Attribute]) -> Type {
+    Type::Object(
+        attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.ty.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    )
 }

@@ -1,0 +1,454 @@
+//! `herald_destination`: one webhook destination, every attribute changeable in place.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use herald_domain::{
+    AlertType, Severity, WireEnum, validate_alert_types, validate_custom_headers,
+    validate_display_name, validate_header_name, validate_header_value, validate_url,
+};
+
+use super::client::{Destination, DestinationInput};
+use super::fields::field_path;
+use super::provider::{Herald, api_error};
+use crate::tfplugin::{
+    AttrPath, Attribute, Diagnostic, Diagnostics, Mode, Resource, Schema, Type, Value,
+};
+
+pub const TYPE_NAME: &str = "herald_destination";
+
+pub mod doc {
+    pub const ID: &str = "The destination's id, assigned by Herald; stable across updates.";
+    pub const DISPLAY_NAME: &str =
+        "Name shown in Herald; 1 to 100 characters, unique (case-insensitive).";
+    pub const URL: &str = "Absolute `http` or `https` URL that receives the alerts.";
+    pub const SEVERITIES: &str = "Severities routed here, any of `INFO`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`. Omitted: all five. `[]`: only alerts that name this destination explicitly.";
+    pub const ALERT_TYPES: &str = "Alert types routed here, any of `RULE`, `SCHEDULED_RULE`, `POLICY`, `RULE_ERROR`, `SCHEDULED_RULE_ERROR`, `SYSTEM_ERROR`. Omitted: all six. Must not be empty.";
+    pub const CUSTOM_HEADERS: &str = "Headers sent with every delivery, name to value (at most 20). Names are RFC 9110 tokens; `Host`, `Content-Length`, `Content-Type`, `Transfer-Encoding`, `Connection` and `webhook-*` are reserved. Values must not contain CR, LF or other control characters.";
+    pub const ENABLED: &str = "Whether alerts are delivered. Default `true`.";
+    pub const SIGNING_SECRET: &str =
+        "The `whsec_` secret Herald signs deliveries with, for configuring the receiver.";
+    pub const CREATED_AT: &str = "When the destination was created (RFC 3339, UTC).";
+    pub const UPDATED_AT: &str = "When the destination last changed (RFC 3339, UTC).";
+}
+
+pub struct DestinationResource;
+
+fn all<E: WireEnum>() -> Value {
+    Value::set_of_strings(E::ALL.iter().map(|v| v.as_str()))
+}
+
+fn resource_schema() -> Schema {
+    Schema::new(
+        "A Herald destination: a webhook URL that receives alerts, filtered by severity and alert type.",
+        vec![
+            Attribute::computed("id", Type::String, doc::ID).stable(),
+            Attribute::required("display_name", Type::String, doc::DISPLAY_NAME),
+            Attribute::required("url", Type::String, doc::URL),
+            Attribute::optional_computed("severities", Type::set(Type::String), doc::SEVERITIES)
+                .default(all::<Severity>()),
+            Attribute::optional_computed("alert_types", Type::set(Type::String), doc::ALERT_TYPES)
+                .default(all::<AlertType>()),
+            Attribute::optional(
+                "custom_headers",
+                Type::map(Type::String),
+                doc::CUSTOM_HEADERS,
+            )
+            .sensitive(),
+            Attribute::optional_computed("enabled", Type::Bool, doc::ENABLED)
+                .default(Value::Bool(true)),
+            Attribute::computed("signing_secret", Type::String, doc::SIGNING_SECRET)
+                .sensitive()
+                .stable(),
+            Attribute::computed("created_at", Type::String, doc::CREATED_AT).stable(),
+            Attribute::computed("updated_at", Type::String, doc::UPDATED_AT),
+        ],
+    )
+}
+
+/// The same attributes, all computed, for data sources.
+pub fn computed_attributes() -> Vec<Attribute> {
+    resource_schema()
+        .attributes
+        .into_iter()
+        .map(|a| Attribute {
+            mode: Mode::Computed,
+            default: None,
+            sensitive: a.sensitive,
+            ..a
+        })
+        .collect()
+}
+
+/// Checks an enum set, skipping unknown elements; the path stops at the set because set elements
+/// have no address Terraform can show.
+fn check_enum_set<E: WireEnum>(v: &Value, attr: &str, diags: &mut Diagnostics) -> Option<Vec<E>> {
+    let elements = v.as_elements()?;
+    let mut out = Vec::new();
+    let mut complete = true;
+    for e in elements {
+        match e.as_str() {
+            Some(s) => match E::parse_wire(s) {
+                Ok(parsed) => out.push(parsed),
+                Err(err) => diags.push(
+                    Diagnostic::error(format!("Invalid {attr} value"), err.to_string())
+                        .at(AttrPath::root(attr)),
+                ),
+            },
+            None => complete = false,
+        }
+    }
+    complete.then_some(out)
+}
+
+/// Every rule herald-domain has for a destination, on whatever part of the config is known.
+pub fn validate_config(config: &Value) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let mut fail = |e: herald_domain::ValidationError, names: &[String], summary: &str| {
+        diags.push(Diagnostic::error(summary, e.message).at(field_path(&e.field, names)));
+    };
+    if let Some(name) = config.get("display_name").as_str()
+        && let Err(e) = validate_display_name(name)
+    {
+        fail(e, &[], "Invalid display_name");
+    }
+    if let Some(url) = config.get("url").as_str()
+        && let Err(e) = validate_url(url)
+    {
+        fail(e, &[], "Invalid url");
+    }
+    if let Some(headers) = config.get("custom_headers").as_map() {
+        let names: Vec<String> = headers.keys().cloned().collect();
+        let mut entry_errors = false;
+        let mut known = Vec::new();
+        for (i, (name, value)) in headers.iter().enumerate() {
+            if let Err(e) = validate_header_name(i, name) {
+                fail(e, &names, "Invalid custom header name");
+                entry_errors = true;
+            }
+            if let Some(v) = value.as_str() {
+                if let Err(e) = validate_header_value(i, v) {
+                    fail(e, &names, "Invalid custom header value");
+                    entry_errors = true;
+                }
+                known.push((name.as_str(), v));
+            }
+        }
+        // The rules across headers (count, case-insensitive duplicates) once each entry is valid.
+        if !entry_errors && let Err(e) = validate_custom_headers(&known) {
+            fail(e, &names, "Invalid custom_headers");
+        }
+    }
+    check_enum_set::<Severity>(config.get("severities"), "severities", &mut diags);
+    if let Some(types) =
+        check_enum_set::<AlertType>(config.get("alert_types"), "alert_types", &mut diags)
+        && let Err(e) = validate_alert_types(&types)
+    {
+        diags.push(
+            Diagnostic::error("Invalid alert_types", e.message).at(AttrPath::root("alert_types")),
+        );
+    }
+    diags
+}
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    v.as_elements().map(|items| {
+        items
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    })
+}
+
+/// Enum sets are sent in Herald's order so that requests are deterministic.
+fn ordered<E: WireEnum>(v: &Value) -> Option<Vec<String>> {
+    let given = strings(v)?;
+    Some(
+        E::ALL
+            .iter()
+            .map(|e| e.as_str())
+            .filter(|s| given.iter().any(|g| g == s))
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn headers(v: &Value) -> Option<Vec<(String, String)>> {
+    v.as_map().map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect()
+    })
+}
+
+/// The state for a destination. `headers_like` is the custom_headers value the state replaces:
+/// Herald has no "unset" list, so no headers is written back as null or `{}` to match it, and a
+/// value Herald withholds (viewer tokens) keeps the one already known.
+pub fn state(d: &Destination, headers_like: &Value) -> Value {
+    let custom_headers = if d.custom_headers.is_empty() && !matches!(headers_like, Value::Map(_)) {
+        Value::Null
+    } else {
+        let known = headers_like.as_map();
+        Value::Map(
+            d.custom_headers
+                .iter()
+                .map(|(name, value)| {
+                    let v = match value {
+                        Some(v) => Value::string(v.clone()),
+                        None => known
+                            .and_then(|m| m.get(name))
+                            .cloned()
+                            .unwrap_or(Value::string("")),
+                    };
+                    (name.clone(), v)
+                })
+                .collect::<BTreeMap<_, _>>(),
+        )
+    };
+    Value::object([
+        ("id", Value::string(d.id.clone())),
+        ("display_name", Value::string(d.display_name.clone())),
+        ("url", Value::string(d.url.clone())),
+        (
+            "severities",
+            Value::set_of_strings(d.severities.iter().cloned()),
+        ),
+        (
+            "alert_types",
+            Value::set_of_strings(d.alert_types.iter().cloned()),
+        ),
+        ("custom_headers", custom_headers),
+        ("enabled", Value::Bool(d.enabled)),
+        (
+            "signing_secret",
+            d.signing_secret.clone().map_or(Value::Null, Value::String),
+        ),
+        ("created_at", Value::string(d.created_at.clone())),
+        ("updated_at", Value::string(d.updated_at.clone())),
+    ])
+}
+
+fn header_names(v: &Value) -> Vec<String> {
+    v.as_map()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn id_of(v: &Value) -> Result<&str, Diagnostics> {
+    v.get("id").as_str().ok_or_else(|| {
+        Diagnostic::error(
+            "Missing id",
+            "The state of this herald_destination has no id.",
+        )
+        .into()
+    })
+}
+
+#[async_trait]
+impl Resource<Herald> for DestinationResource {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn schema(&self) -> Schema {
+        resource_schema()
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        validate_config(config)
+    }
+
+    async fn create(&self, herald: &Herald, planned: &Value) -> Result<Value, Diagnostics> {
+        let api = herald.api()?;
+        let input = DestinationInput {
+            display_name: planned.get("display_name").as_str().map(str::to_owned),
+            url: planned.get("url").as_str().map(str::to_owned),
+            severities: ordered::<Severity>(planned.get("severities")),
+            alert_types: ordered::<AlertType>(planned.get("alert_types")),
+            custom_headers: headers(planned.get("custom_headers")),
+            enabled: planned.get("enabled").as_bool(),
+        };
+        let names = header_names(planned.get("custom_headers"));
+        let created = api
+            .create(input)
+            .await
+            .map_err(|e| api_error("create the destination", e, &names))?;
+        Ok(state(&created, planned.get("custom_headers")))
+    }
+
+    async fn read(&self, herald: &Herald, current: &Value) -> Result<Option<Value>, Diagnostics> {
+        let api = herald.api()?;
+        let id = id_of(current)?;
+        match api.get(id).await {
+            Ok(Some(d)) => Ok(Some(state(&d, current.get("custom_headers")))),
+            Ok(None) => Ok(None),
+            Err(e) if e.code() == Some("NOT_FOUND") => Ok(None),
+            Err(e) => Err(api_error("read the destination", e, &[])),
+        }
+    }
+
+    async fn update(
+        &self,
+        herald: &Herald,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, Diagnostics> {
+        let api = herald.api()?;
+        let id = id_of(prior)?;
+        let changed = |attr: &str| planned.get(attr) != prior.get(attr);
+        let mut input = DestinationInput::default();
+        if changed("display_name") {
+            input.display_name = planned.get("display_name").as_str().map(str::to_owned);
+        }
+        if changed("url") {
+            input.url = planned.get("url").as_str().map(str::to_owned);
+        }
+        if changed("severities") {
+            input.severities = ordered::<Severity>(planned.get("severities"));
+        }
+        if changed("alert_types") {
+            input.alert_types = ordered::<AlertType>(planned.get("alert_types"));
+        }
+        if changed("custom_headers") {
+            // Null in the plan means "no headers": send the empty list so Herald clears them.
+            input.custom_headers = Some(headers(planned.get("custom_headers")).unwrap_or_default());
+        }
+        if changed("enabled") {
+            input.enabled = planned.get("enabled").as_bool();
+        }
+        let names = header_names(planned.get("custom_headers"));
+        let updated = api
+            .update(id, input)
+            .await
+            .map_err(|e| api_error("update the destination", e, &names))?;
+        Ok(state(&updated, planned.get("custom_headers")))
+    }
+
+    async fn delete(&self, herald: &Herald, prior: &Value) -> Result<(), Diagnostics> {
+        let api = herald.api()?;
+        match api.delete(id_of(prior)?).await {
+            // Already gone is what delete wanted.
+            Err(e) if e.code() == Some("NOT_FOUND") => Ok(()),
+            r => r.map_err(|e| api_error("delete the destination", e, &[])),
+        }
+    }
+
+    async fn import(&self, herald: &Herald, id: &str) -> Result<Value, Diagnostics> {
+        let api = herald.api()?;
+        match api.get(id).await {
+            Ok(Some(d)) => Ok(state(&d, &Value::Null)),
+            Ok(None) => Err(Diagnostic::error(
+                "Cannot import herald_destination",
+                format!("Herald has no destination with id {id:?}."),
+            )
+            .into()),
+            Err(e) => Err(api_error("import the destination", e, &[])),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, Value)]) -> Value {
+        Value::object(pairs.iter().map(|(k, v)| (*k, v.clone())))
+    }
+
+    fn paths(d: &Diagnostics) -> Vec<String> {
+        d.0.iter()
+            .map(|d| d.path.as_ref().map(|p| p.to_string()).unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn valid_and_unknown_configs_pass() {
+        let c = config(&[
+            ("display_name", Value::string("SOC")),
+            ("url", Value::unknown()),
+            (
+                "severities",
+                Value::Set(vec![Value::string("HIGH"), Value::unknown()]),
+            ),
+            ("alert_types", Value::unknown()),
+            (
+                "custom_headers",
+                Value::Map(BTreeMap::from([("X-Key".into(), Value::unknown())])),
+            ),
+        ]);
+        assert!(validate_config(&c).is_empty(), "{:?}", validate_config(&c));
+    }
+
+    #[test]
+    fn every_rule_points_at_its_attribute() {
+        let c = config(&[
+            ("display_name", Value::string(" ")),
+            ("url", Value::string("ftp://x")),
+            ("severities", Value::set_of_strings(["SEVERE"])),
+            ("alert_types", Value::set_of_strings(Vec::<String>::new())),
+            (
+                "custom_headers",
+                Value::Map(BTreeMap::from([
+                    ("Host".into(), Value::string("x")),
+                    ("X-Ok".into(), Value::string("a\nb")),
+                ])),
+            ),
+        ]);
+        let d = validate_config(&c);
+        assert_eq!(
+            paths(&d),
+            vec![
+                "display_name",
+                "url",
+                "custom_headers[\"Host\"]",
+                "custom_headers[\"X-Ok\"]",
+                "severities",
+                "alert_types"
+            ]
+        );
+        assert!(!d.0[3].detail.contains("a\nb"), "header values are secrets");
+    }
+
+    #[test]
+    fn duplicate_header_names_differing_in_case() {
+        let c = config(&[(
+            "custom_headers",
+            Value::Map(BTreeMap::from([
+                ("X-One".into(), Value::string("1")),
+                ("x-one".into(), Value::string("2")),
+            ])),
+        )]);
+        assert_eq!(
+            paths(&validate_config(&c)),
+            vec!["custom_headers[\"x-one\"]"]
+        );
+    }
+
+    fn destination(headers: Vec<(String, Option<String>)>) -> Destination {
+        Destination {
+            id: "d1".into(),
+            display_name: "a".into(),
+            url: "https://x".into(),
+            severities: vec!["HIGH".into()],
+            alert_types: vec!["RULE".into()],
+            custom_headers: headers,
+            enabled: true,
+            signing_secret: Some("whsec_x".into()),
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        }
+    }
+
+    #[test]
+    fn no_headers_keep_the_shape_the_config_used() {
+        let d = destination(vec![]);
+        assert!(state(&d, &Value::Null).get("custom_headers").is_null());
+        assert_eq!(
+            state(&d, &Value::Map(BTreeMap::new())).get("custom_headers"),
+            &Value::Map(BTreeMap::new())
+        );
+        let withheld = destination(vec![("X".into(), None)]);
+        let prior = Value::Map(BTreeMap::from([("X".into(), Value::string("kept"))]));
+        assert_eq!(state(&withheld, &prior).get("custom_headers"), &prior);
+    }
+}

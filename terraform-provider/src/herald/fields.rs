@@ -1,0 +1,74 @@
+//! Where a broken rule sits in Terraform terms: herald-domain's [`Field`] and Herald's GraphQL
+//! input paths both become attribute paths, with header positions resolved to map keys.
+
+use herald_domain::Field;
+
+use crate::tfplugin::AttrPath;
+
+/// `names` are the custom header names in the order they were validated or sent.
+pub fn field_path(field: &Field, names: &[String]) -> AttrPath {
+    let header = |i: usize| match names.get(i) {
+        Some(name) => AttrPath::root("custom_headers").key(name),
+        None => AttrPath::root("custom_headers"),
+    };
+    match field {
+        Field::DisplayName => AttrPath::root("display_name"),
+        Field::Url => AttrPath::root("url"),
+        Field::Severities => AttrPath::root("severities"),
+        Field::AlertTypes => AttrPath::root("alert_types"),
+        Field::HeaderName(i) | Field::HeaderValue(i) => header(*i),
+        Field::CustomHeaders => AttrPath::root("custom_headers"),
+    }
+}
+
+/// Herald's `extensions.field` (`customHeaders[1].name`) as an attribute path.
+pub fn graphql_field_path(field: &str, names: &[String]) -> Option<AttrPath> {
+    let (head, rest) = match field.find('[') {
+        Some(i) => (&field[..i], Some(&field[i + 1..])),
+        None => (field.split('.').next().unwrap_or(field), None),
+    };
+    let parsed = match head {
+        "displayName" => Field::DisplayName,
+        "url" => Field::Url,
+        "severities" => Field::Severities,
+        "alertTypes" => Field::AlertTypes,
+        "enabled" => return Some(AttrPath::root("enabled")),
+        "customHeaders" => match rest.and_then(|r| r.split(']').next()?.parse::<usize>().ok()) {
+            Some(i) => Field::HeaderName(i),
+            None => Field::CustomHeaders,
+        },
+        _ => return None,
+    };
+    Some(field_path(&parsed, names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_positions_become_map_keys() {
+        let names = vec!["Authorization".to_string(), "X-Team".to_string()];
+        assert_eq!(
+            field_path(&Field::HeaderValue(1), &names),
+            AttrPath::root("custom_headers").key("X-Team")
+        );
+        assert_eq!(
+            graphql_field_path("customHeaders[0].name", &names),
+            Some(AttrPath::root("custom_headers").key("Authorization"))
+        );
+        assert_eq!(
+            graphql_field_path("customHeaders", &names),
+            Some(AttrPath::root("custom_headers"))
+        );
+        assert_eq!(
+            graphql_field_path("alertTypes", &names),
+            Some(AttrPath::root("alert_types"))
+        );
+        assert_eq!(
+            graphql_field_path("displayName", &[]),
+            Some(AttrPath::root("display_name"))
+        );
+        assert_eq!(graphql_field_path("somethingNew", &[]), None);
+    }
+}
