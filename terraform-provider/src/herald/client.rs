@@ -32,6 +32,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts for a request that could not connect; nothing reached Herald, so retrying is safe
 /// even for mutations.
 const CONNECT_ATTEMPTS: u32 = 4;
+const SERVER_ERROR_ATTEMPTS: u32 = 4;
 const PAGE_SIZE: i64 = 100;
 
 /// A destination as the provider works with it, whichever operation returned it.
@@ -97,6 +98,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    fn is_server_side(&self) -> bool {
+        match self {
+            ClientError::Status { status } => *status >= 500,
+            ClientError::Api { code, .. } => code.as_deref() == Some("INTERNAL_SERVER_ERROR"),
+            _ => false,
+        }
+    }
+
     pub fn code(&self) -> Option<&str> {
         match self {
             ClientError::Api { code, .. } => code.as_deref(),
@@ -172,18 +181,38 @@ impl Client {
         })
     }
 
+    /// Runs an operation. `idempotent` operations are also retried when Herald fails on its side
+    /// (such as SQLite reporting a busy database under concurrent writes): running them twice
+    /// does no harm.
     async fn run<Q: GraphQLQuery>(
         &self,
         variables: Q::Variables,
+        idempotent: bool,
     ) -> Result<Q::ResponseData, ClientError> {
         let body: QueryBody<Q::Variables> = Q::build_query(variables);
+        let mut attempt = 1;
+        loop {
+            match self.send::<Q>(&body).await {
+                Err(e) if idempotent && e.is_server_side() && attempt < SERVER_ERROR_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt - 1))).await;
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn send<Q: GraphQLQuery>(
+        &self,
+        body: &QueryBody<Q::Variables>,
+    ) -> Result<Q::ResponseData, ClientError> {
         let mut attempt = 1;
         let response = loop {
             let sent = self
                 .http
                 .post(&self.graphql_url)
                 .bearer_auth(&self.token)
-                .json(&body)
+                .json(body)
                 .send()
                 .await;
             match sent {
@@ -240,7 +269,7 @@ impl Client {
 
     pub async fn get(&self, id: &str) -> Result<Option<Destination>, ClientError> {
         let data = self
-            .run::<GetDestination>(get_destination::Variables { id: id.to_owned() })
+            .run::<GetDestination>(get_destination::Variables { id: id.to_owned() }, true)
             .await?;
         Ok(data.destination.map(Destination::from))
     }
@@ -251,11 +280,14 @@ impl Client {
         let mut after = None;
         loop {
             let data = self
-                .run::<ListDestinations>(list_destinations::Variables {
-                    first: Some(PAGE_SIZE),
-                    after: after.take(),
-                    display_name: display_name.map(str::to_owned),
-                })
+                .run::<ListDestinations>(
+                    list_destinations::Variables {
+                        first: Some(PAGE_SIZE),
+                        after: after.take(),
+                        display_name: display_name.map(str::to_owned),
+                    },
+                    true,
+                )
                 .await?;
             let page = data.destinations;
             out.extend(page.edges.into_iter().map(|e| Destination::from(e.node)));
@@ -286,7 +318,7 @@ impl Client {
                 enabled: input.enabled,
             },
         };
-        let data = self.run::<CreateDestination>(v).await?;
+        let data = self.run::<CreateDestination>(v, false).await?;
         Ok(data.create_destination.destination.into())
     }
 
@@ -315,15 +347,18 @@ impl Client {
                 enabled: input.enabled,
             },
         };
-        let data = self.run::<UpdateDestination>(v).await?;
+        let data = self.run::<UpdateDestination>(v, true).await?;
         Ok(data.update_destination.destination.into())
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
         use delete_destination as m;
-        self.run::<DeleteDestination>(m::Variables {
-            input: m::DeleteDestinationInput { id: id.to_owned() },
-        })
+        self.run::<DeleteDestination>(
+            m::Variables {
+                input: m::DeleteDestinationInput { id: id.to_owned() },
+            },
+            true,
+        )
         .await?;
         Ok(())
     }

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `terraform` CLI drives the provider binary against a real
+//! `herald serve` on an ephemeral port, all offline.
+
+mod docs;
+mod harness;
+mod mtls;
+mod resource;
+mod validation;

@@ -1,0 +1,287 @@
+//! The `herald_destination` lifecycle and the data sources, through the real CLI.
+
+use serde_json::json;
+
+use crate::harness::{Herald, Tf, sorted};
+
+const TWO_DESTINATIONS: &str = r#"
+resource "herald_destination" "soc" {
+  display_name = "SOC pager"
+  url          = "https://hooks.example.com/soc"
+  severities   = ["HIGH", "CRITICAL"]
+  alert_types  = ["RULE", "POLICY"]
+  custom_headers = {
+    "Authorization" = "Bearer s3cret"
+    "X-Team"        = "blue"
+  }
+}
+
+resource "herald_destination" "all" {
+  display_name = "Everything"
+  url          = "http://127.0.0.1:9/all"
+  enabled      = false
+}
+"#;
+
+#[test]
+fn apply_creates_what_the_config_says_and_the_next_plan_is_empty() {
+    let herald = Herald::start();
+    let tf = Tf::new(Some(&herald));
+    tf.config(TWO_DESTINATIONS);
+    let out = tf.apply();
+    assert!(out.stdout.contains("2 added"), "{}", out.stdout);
+    assert!(!out.all().contains("s3cret"), "header values are sensitive");
+
+    let soc = herald.destination_named("SOC pager");
+    assert_eq!(soc["url"], "https://hooks.example.com/soc");
+    assert_eq!(sorted(&soc["severities"]), ["CRITICAL", "HIGH"]);
+    assert_eq!(sorted(&soc["alertTypes"]), ["POLICY", "RULE"]);
+    assert_eq!(soc["enabled"], true);
+    let mut headers: Vec<(String, String)> = soc["customHeaders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().into(),
+                h["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    headers.sort();
+    assert_eq!(
+        headers,
+        [
+            ("Authorization".to_string(), "Bearer s3cret".to_string()),
+            ("X-Team".into(), "blue".into())
+        ]
+    );
+
+    let all = herald.destination_named("Everything");
+    assert_eq!(all["enabled"], false);
+    assert_eq!(
+        sorted(&all["severities"]).len(),
+        5,
+        "omitted severities mean all five"
+    );
+    assert_eq!(
+        sorted(&all["alertTypes"]).len(),
+        6,
+        "omitted alert types mean all six"
+    );
+    assert_eq!(all["customHeaders"], json!([]));
+
+    let state = tf.state("herald_destination.soc");
+    assert_eq!(state["id"], soc["id"]);
+    assert_eq!(state["signing_secret"], soc["signingSecret"]);
+    assert!(
+        state["signing_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    assert!(state["created_at"].as_str().is_some());
+    assert!(tf.state("herald_destination.all")["custom_headers"].is_null());
+
+    tf.assert_empty_plan();
+}
+
+#[test]
+fn updates_are_in_place_with_the_same_id_and_defaults_come_back() {
+    let herald = Herald::start();
+    let tf = Tf::new(Some(&herald));
+    tf.config(TWO_DESTINATIONS);
+    tf.apply();
+    let before = herald.destination_named("SOC pager");
+    let updated_at = tf.state("herald_destination.soc")["updated_at"].clone();
+
+    tf.config(
+        &TWO_DESTINATIONS
+            .replace(
+                "https://hooks.example.com/soc",
+                "https://hooks.example.com/soc-v2",
+            )
+            .replace(r#""X-Team"        = "blue""#, r#""X-Team"        = "red""#)
+            .replace(
+                r#"severities   = ["HIGH", "CRITICAL"]"#,
+                r#"severities   = []"#,
+            )
+            .replace("enabled      = false", ""),
+    );
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2);
+    assert!(
+        plan.stdout.contains("2 to change, 0 to destroy"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("update in-place"), "{}", plan.stdout);
+    assert!(
+        !plan.all().contains("red"),
+        "header values are sensitive:\n{}",
+        plan.stdout
+    );
+    tf.apply();
+
+    let after = herald.destination_named("SOC pager");
+    assert_eq!(
+        after["id"], before["id"],
+        "same destination, changed in place"
+    );
+    assert_eq!(after["url"], "https://hooks.example.com/soc-v2");
+    assert_eq!(after["severities"], json!([]));
+    assert_eq!(after["signingSecret"], before["signingSecret"]);
+    assert!(
+        after["customHeaders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["value"] == "red")
+    );
+    assert_eq!(
+        herald.destination_named("Everything")["enabled"],
+        true,
+        "removing `enabled` restores the default"
+    );
+    assert_ne!(tf.state("herald_destination.soc")["updated_at"], updated_at);
+    tf.assert_empty_plan();
+
+    // Removing every header clears them on the server.
+    tf.config(&TWO_DESTINATIONS.replace(
+        "  custom_headers = {\n    \"Authorization\" = \"Bearer s3cret\"\n    \"X-Team\"        = \"blue\"\n  }\n",
+        "",
+    ));
+    tf.apply();
+    assert_eq!(
+        herald.destination_named("SOC pager")["customHeaders"],
+        json!([])
+    );
+    tf.assert_empty_plan();
+}
+
+#[test]
+fn out_of_band_changes_and_deletes_show_in_the_plan() {
+    let herald = Herald::start();
+    let tf = Tf::new(Some(&herald));
+    tf.config(TWO_DESTINATIONS);
+    tf.apply();
+    let soc = herald.destination_named("SOC pager");
+    herald.update(json!({ "id": soc["id"], "url": "https://evil.example.com/", "enabled": false }));
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains(r#""https://evil.example.com/" -> "https://hooks.example.com/soc""#),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("enabled        = false -> true"),
+        "{}",
+        plan.stdout
+    );
+
+    let all = herald.destination_named("Everything");
+    herald.delete(all["id"].as_str().unwrap());
+    let plan = tf.plan();
+    assert!(
+        plan.stdout
+            .contains("herald_destination.all will be created"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("1 to add, 1 to change"),
+        "{}",
+        plan.stdout
+    );
+
+    tf.apply();
+    assert_eq!(
+        herald.destination_named("SOC pager")["url"],
+        "https://hooks.example.com/soc"
+    );
+    assert_eq!(herald.destinations().len(), 2);
+    tf.assert_empty_plan();
+}
+
+#[test]
+fn import_then_the_plan_is_empty() {
+    let herald = Herald::start();
+    let created = herald.create(json!({
+        "displayName": "Imported",
+        "url": "https://hooks.example.com/imported",
+        "severities": ["LOW"],
+        "customHeaders": [{ "name": "X-Api-Key", "value": "k-123" }],
+    }));
+    let id = created["id"].as_str().unwrap();
+    let tf = Tf::new(Some(&herald));
+    tf.config(
+        r#"
+resource "herald_destination" "imported" {
+  display_name   = "Imported"
+  url            = "https://hooks.example.com/imported"
+  severities     = ["LOW"]
+  custom_headers = { "X-Api-Key" = "k-123" }
+}
+"#,
+    );
+    let out = tf.ok(&["import", "-input=false", "herald_destination.imported", id]);
+    assert!(out.stdout.contains("Import successful"), "{}", out.all());
+    assert_eq!(tf.state("herald_destination.imported")["id"], id);
+    tf.assert_empty_plan();
+
+    let missing = tf.run(&[
+        "import",
+        "-input=false",
+        "herald_destination.nope",
+        "dst_missing",
+    ]);
+    assert_ne!(missing.code, 0);
+}
+
+#[test]
+fn destroy_leaves_the_server_empty() {
+    let herald = Herald::start();
+    let tf = Tf::new(Some(&herald));
+    tf.config(TWO_DESTINATIONS);
+    tf.apply();
+    assert_eq!(herald.destinations().len(), 2);
+    tf.ok(&["destroy", "-auto-approve", "-input=false"]);
+    assert!(herald.destinations().is_empty());
+}
+
+#[test]
+fn data_sources_find_destinations() {
+    let herald = Herald::start();
+    let tf = Tf::new(Some(&herald));
+    tf.config(&format!(
+        r#"{TWO_DESTINATIONS}
+data "herald_destination" "by_name" {{
+  display_name = "soc pager"
+  depends_on   = [herald_destination.soc]
+}}
+data "herald_destination" "by_id" {{
+  id = herald_destination.all.id
+}}
+data "herald_destinations" "critical" {{
+  severity   = "CRITICAL"
+  depends_on = [herald_destination.soc, herald_destination.all]
+}}
+output "by_name_url" {{ value = data.herald_destination.by_name.url }}
+output "by_id_name"  {{ value = data.herald_destination.by_id.display_name }}
+output "critical"    {{ value = sort(data.herald_destinations.critical.destinations[*].display_name) }}
+"#
+    ));
+    tf.apply();
+    let out: serde_json::Value = serde_json::from_str(&tf.ok(&["output", "-json"]).stdout).unwrap();
+    assert_eq!(out["by_name_url"]["value"], "https://hooks.example.com/soc");
+    assert_eq!(out["by_id_name"]["value"], "Everything");
+    assert_eq!(out["critical"]["value"], json!(["Everything", "SOC pager"]));
+    tf.assert_empty_plan();
+
+    tf.config(r#"data "herald_destination" "x" { display_name = "nothing here" }"#);
+    let r = tf.run(&["plan", "-input=false"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Destination not found"), "{}", r.stderr);
+}
