@@ -215,6 +215,11 @@ impl Tf {
         .unwrap();
     }
 
+    /// Writes a file into the working directory as it is.
+    pub fn file(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.path().join(name), content).unwrap();
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         let out: Output = Command::new("terraform")
             .args(args)

@@ -2,6 +2,7 @@
 //! `herald serve` on an ephemeral port, all offline.
 
 mod docs;
+mod examples;
 mod harness;
 mod mtls;
 mod resource;

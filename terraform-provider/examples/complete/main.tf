@@ -1,0 +1,76 @@
+# A complete configuration: several destinations, headers from a variable, a data source and
+# outputs. Point the provider at Herald with HERALD_ENDPOINT and HERALD_API_TOKEN, then
+# `terraform apply -var 'receiver_base=https://hooks.example.com'`.
+
+terraform {
+  required_providers {
+    herald = {
+      source = "herald/herald"
+    }
+  }
+}
+
+provider "herald" {}
+
+variable "receiver_base" {
+  type        = string
+  description = "Base URL of the webhook receivers."
+  default     = "https://hooks.example.com"
+}
+
+variable "team_headers" {
+  type        = map(string)
+  description = "Headers every team receiver expects, e.g. an API key."
+  sensitive   = true
+  default = {
+    "X-Api-Key" = "change-me"
+  }
+}
+
+variable "teams" {
+  type    = set(string)
+  default = ["detection", "cloud", "identity"]
+}
+
+# Pages only for what cannot wait.
+resource "herald_destination" "pager" {
+  display_name = "SOC pager"
+  url          = "${var.receiver_base}/pager"
+  severities   = ["HIGH", "CRITICAL"]
+  alert_types  = ["RULE", "SCHEDULED_RULE", "POLICY"]
+}
+
+# One destination per team, all severities, with the team's headers.
+resource "herald_destination" "team" {
+  for_each = var.teams
+
+  display_name   = "Team ${each.key}"
+  url            = "${var.receiver_base}/teams/${each.key}"
+  custom_headers = merge(var.team_headers, { "X-Team" = each.key })
+}
+
+# Errors in detections go to the platform on-call, kept switched off until it is ready.
+resource "herald_destination" "platform" {
+  display_name = "Detection platform errors"
+  url          = "${var.receiver_base}/platform"
+  alert_types  = ["RULE_ERROR", "SCHEDULED_RULE_ERROR", "SYSTEM_ERROR"]
+  enabled      = false
+}
+
+data "herald_destinations" "critical" {
+  severity   = "CRITICAL"
+  depends_on = [herald_destination.pager, herald_destination.team, herald_destination.platform]
+}
+
+output "pager_id" {
+  value = herald_destination.pager.id
+}
+
+output "critical_destinations" {
+  value = sort(data.herald_destinations.critical.destinations[*].display_name)
+}
+
+output "team_signing_secrets" {
+  value     = { for k, d in herald_destination.team : k => d.signing_secret }
+  sensitive = true
+}

@@ -1,0 +1,21 @@
+variable "pager_token" {
+  type      = string
+  sensitive = true
+}
+
+resource "herald_destination" "soc_pager" {
+  display_name = "SOC pager"
+  url          = "https://hooks.example.com/herald/soc"
+  severities   = ["HIGH", "CRITICAL"]
+  alert_types  = ["RULE", "SCHEDULED_RULE", "POLICY"]
+
+  custom_headers = {
+    "Authorization" = "Bearer ${var.pager_token}"
+  }
+}
+
+# The receiver verifies deliveries with this secret.
+output "soc_pager_signing_secret" {
+  value     = herald_destination.soc_pager.signing_secret
+  sensitive = true
+}
