@@ -6,6 +6,8 @@ use graphql_client::{GraphQLQuery, QueryBody};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::tfplugin::log;
+
 /// Herald's `DateTime` scalar travels as an RFC 3339 string (`ID` is a string already).
 type DateTime = String;
 
@@ -194,6 +196,10 @@ impl Client {
         loop {
             match self.send::<Q>(&body).await {
                 Err(e) if idempotent && e.is_server_side() && attempt < SERVER_ERROR_ATTEMPTS => {
+                    log::warn(&format!(
+                        "Herald failed on its side ({e}); retrying {} (attempt {attempt})",
+                        body.operation_name
+                    ));
                     tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt - 1))).await;
                     attempt += 1;
                 }
