@@ -215,6 +215,10 @@ impl Tf {
         .unwrap();
     }
 
+    pub fn env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Writes a file into the working directory as it is.
     pub fn file(&self, name: &str, content: &str) {
         std::fs::write(self.dir.path().join(name), content).unwrap();

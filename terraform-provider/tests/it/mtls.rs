@@ -220,3 +220,73 @@ fn run_by_hand_it_says_it_is_a_plugin() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("This binary is a plugin"));
 }
+
+#[test]
+fn debug_mode_prints_reattach_settings_that_terraform_uses() {
+    let herald = crate::harness::Herald::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_terraform-provider-herald"))
+        .arg("--debug")
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reattach = None;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref().take(10) {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
+            reattach = Some(rest.trim_end_matches('\'').to_owned());
+            break;
+        }
+    }
+    let reattach = reattach.expect("a TF_REATTACH_PROVIDERS line");
+    let parsed: serde_json::Value = serde_json::from_str(&reattach).unwrap();
+    let entry = &parsed["registry.terraform.io/herald/herald"];
+    assert_eq!(entry["ProtocolVersion"], 6);
+    assert_eq!(entry["Addr"]["Network"], "tcp");
+
+    let mut tf = crate::harness::Tf::new(Some(&herald));
+    tf.env("TF_REATTACH_PROVIDERS", &reattach);
+    // The reattached process does not see Terraform's environment: configure it in HCL.
+    tf.env("TF_VAR_herald_token", &herald.token);
+    tf.file(
+        "main.tf",
+        &format!(
+            r#"
+terraform {{
+  required_providers {{
+    herald = {{ source = "herald/herald" }}
+  }}
+}}
+variable "herald_token" {{
+  type      = string
+  sensitive = true
+}}
+provider "herald" {{
+  endpoint  = "{}"
+  api_token = var.herald_token
+}}
+resource "herald_destination" "d" {{
+  display_name = "debugged"
+  url          = "https://hooks.example.com/d"
+}}
+"#,
+            herald.endpoint
+        ),
+    );
+    tf.apply();
+    tf.assert_empty_plan();
+    assert_eq!(
+        herald.destination_named("debugged")["url"],
+        "https://hooks.example.com/d"
+    );
+    // Terraform leaves a reattached provider running: it belongs to whoever started it.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still serving after Terraform is done"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
