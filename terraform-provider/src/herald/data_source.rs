@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use herald_domain::{Severity, WireEnum};
 
 use super::destination::{computed_attributes, doc, state};
-use super::provider::{Herald, api_error};
+use super::provider::{Herald, SentHeaders, api_error};
 use crate::tfplugin::{
     AttrPath, Attribute, DataSource, Diagnostic, Diagnostics, Mode, Schema, Type, Value,
 };
@@ -75,11 +75,11 @@ impl DataSource<Herald> for DestinationDataSource {
                         Err(e)
                     }
                 })
-                .map_err(|e| api_error("read the destination", e, &[]))?
+                .map_err(|e| api_error("read the destination", e, &SentHeaders::default()))?
         } else if let Some(name) = config.get("display_name").as_str() {
             api.list(Some(name))
                 .await
-                .map_err(|e| api_error("list destinations", e, &[]))?
+                .map_err(|e| api_error("list destinations", e, &SentHeaders::default()))?
                 .into_iter()
                 .find(|d| d.display_name.to_lowercase() == name.to_lowercase())
         } else {
@@ -152,7 +152,7 @@ impl DataSource<Herald> for DestinationsDataSource {
         let all = api
             .list(None)
             .await
-            .map_err(|e| api_error("list destinations", e, &[]))?;
+            .map_err(|e| api_error("list destinations", e, &SentHeaders::default()))?;
         let destinations = all
             .iter()
             .filter(|d| severity.is_none_or(|s| d.severities.iter().any(|x| x == s)))

@@ -10,7 +10,7 @@ use herald_domain::{
 
 use super::client::{Destination, DestinationInput};
 use super::fields::field_path;
-use super::provider::{Herald, api_error};
+use super::provider::{Herald, SentHeaders, api_error};
 use crate::tfplugin::{
     AttrPath, Attribute, Diagnostic, Diagnostics, Mode, Resource, Schema, Type, Value,
 };
@@ -25,6 +25,8 @@ pub mod doc {
     pub const SEVERITIES: &str = "Severities routed here, any of `INFO`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`. Omitted: all five. `[]`: only alerts that name this destination explicitly.";
     pub const ALERT_TYPES: &str = "Alert types routed here, any of `RULE`, `SCHEDULED_RULE`, `POLICY`, `RULE_ERROR`, `SCHEDULED_RULE_ERROR`, `SYSTEM_ERROR`. Omitted: all six. Must not be empty.";
     pub const CUSTOM_HEADERS: &str = "Headers sent with every delivery, name to value (at most 20). Names are RFC 9110 tokens; `Host`, `Content-Length`, `Content-Type`, `Transfer-Encoding`, `Connection` and `webhook-*` are reserved. Values must not contain CR, LF or other control characters.";
+    pub const CUSTOM_HEADERS_WO: &str = "Write-only alternative to `custom_headers` (Terraform 1.11 or later): the values are sent to Herald but never stored in the plan or state. Herald receives them on create and whenever `custom_headers_wo_version` changes. Conflicts with `custom_headers`.";
+    pub const CUSTOM_HEADERS_WO_VERSION: &str = "Required with `custom_headers_wo`; change it to send the current `custom_headers_wo` to Herald.";
     pub const ENABLED: &str = "Whether alerts are delivered. Default `true`.";
     pub const SIGNING_SECRET: &str =
         "The `whsec_` secret Herald signs deliveries with, for configuring the receiver.";
@@ -55,6 +57,18 @@ fn resource_schema() -> Schema {
                 doc::CUSTOM_HEADERS,
             )
             .sensitive(),
+            Attribute::optional(
+                "custom_headers_wo",
+                Type::map(Type::String),
+                doc::CUSTOM_HEADERS_WO,
+            )
+            .sensitive()
+            .write_only(),
+            Attribute::optional(
+                "custom_headers_wo_version",
+                Type::Number,
+                doc::CUSTOM_HEADERS_WO_VERSION,
+            ),
             Attribute::optional_computed("enabled", Type::Bool, doc::ENABLED)
                 .default(Value::Bool(true)),
             Attribute::computed("signing_secret", Type::String, doc::SIGNING_SECRET)
@@ -71,6 +85,7 @@ pub fn computed_attributes() -> Vec<Attribute> {
     resource_schema()
         .attributes
         .into_iter()
+        .filter(|a| !a.name.starts_with("custom_headers_wo"))
         .map(|a| Attribute {
             mode: Mode::Computed,
             default: None,
@@ -104,40 +119,48 @@ fn check_enum_set<E: WireEnum>(v: &Value, attr: &str, diags: &mut Diagnostics) -
 /// Every rule herald-domain has for a destination, on whatever part of the config is known.
 pub fn validate_config(config: &Value) -> Diagnostics {
     let mut diags = Diagnostics::default();
-    let mut fail = |e: herald_domain::ValidationError, names: &[String], summary: &str| {
-        diags.push(Diagnostic::error(summary, e.message).at(field_path(&e.field, names)));
+    let fail = |diags: &mut Diagnostics, e: herald_domain::ValidationError, summary: &str| {
+        diags.push(Diagnostic::error(summary, e.message).at(field_path(&e.field, &[], "")));
     };
     if let Some(name) = config.get("display_name").as_str()
         && let Err(e) = validate_display_name(name)
     {
-        fail(e, &[], "Invalid display_name");
+        fail(&mut diags, e, "Invalid display_name");
     }
     if let Some(url) = config.get("url").as_str()
         && let Err(e) = validate_url(url)
     {
-        fail(e, &[], "Invalid url");
+        fail(&mut diags, e, "Invalid url");
     }
-    if let Some(headers) = config.get("custom_headers").as_map() {
-        let names: Vec<String> = headers.keys().cloned().collect();
-        let mut entry_errors = false;
-        let mut known = Vec::new();
-        for (i, (name, value)) in headers.iter().enumerate() {
-            if let Err(e) = validate_header_name(i, name) {
-                fail(e, &names, "Invalid custom header name");
-                entry_errors = true;
-            }
-            if let Some(v) = value.as_str() {
-                if let Err(e) = validate_header_value(i, v) {
-                    fail(e, &names, "Invalid custom header value");
-                    entry_errors = true;
-                }
-                known.push((name.as_str(), v));
-            }
+    for attr in ["custom_headers", "custom_headers_wo"] {
+        if let Some(headers) = config.get(attr).as_map() {
+            check_headers(headers, attr, &mut diags);
         }
-        // The rules across headers (count, case-insensitive duplicates) once each entry is valid.
-        if !entry_errors && let Err(e) = validate_custom_headers(&known) {
-            fail(e, &names, "Invalid custom_headers");
-        }
+    }
+    let (plain, wo, version) = (
+        config.get("custom_headers"),
+        config.get("custom_headers_wo"),
+        config.get("custom_headers_wo_version"),
+    );
+    if !plain.is_null() && !wo.is_null() {
+        diags.push(
+            Diagnostic::error(
+                "Conflicting custom headers",
+                "Set either custom_headers or custom_headers_wo, not both.",
+            )
+            .at(AttrPath::root("custom_headers_wo")),
+        );
+    }
+    // Without a version there is no record in state that headers are managed write-only, and
+    // no way to tell Terraform when to send them again.
+    if !wo.is_null() && version.is_null() {
+        diags.push(
+            Diagnostic::error(
+                "Missing custom_headers_wo_version",
+                "custom_headers_wo needs custom_headers_wo_version; change the version to send new header values.",
+            )
+            .at(AttrPath::root("custom_headers_wo_version")),
+        );
     }
     check_enum_set::<Severity>(config.get("severities"), "severities", &mut diags);
     if let Some(types) =
@@ -149,6 +172,33 @@ pub fn validate_config(config: &Value) -> Diagnostics {
         );
     }
     diags
+}
+
+/// Each header on its own, then the rules across headers (count, case-insensitive duplicates)
+/// once every entry is valid, so that one mistake is not reported twice.
+fn check_headers(headers: &BTreeMap<String, Value>, attr: &str, diags: &mut Diagnostics) {
+    let names: Vec<String> = headers.keys().cloned().collect();
+    let mut fail = |e: herald_domain::ValidationError, summary: &str| {
+        diags.push(Diagnostic::error(summary, e.message).at(field_path(&e.field, &names, attr)));
+    };
+    let mut entry_errors = false;
+    let mut known = Vec::new();
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if let Err(e) = validate_header_name(i, name) {
+            fail(e, "Invalid custom header name");
+            entry_errors = true;
+        }
+        if let Some(v) = value.as_str() {
+            if let Err(e) = validate_header_value(i, v) {
+                fail(e, "Invalid custom header value");
+                entry_errors = true;
+            }
+            known.push((name.as_str(), v));
+        }
+    }
+    if !entry_errors && let Err(e) = validate_custom_headers(&known) {
+        fail(e, &format!("Invalid {attr}"));
+    }
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
@@ -228,10 +278,41 @@ pub fn state(d: &Destination, headers_like: &Value) -> Value {
     ])
 }
 
-fn header_names(v: &Value) -> Vec<String> {
-    v.as_map()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+/// The headers a create or update sends, from the write-only attribute when the configuration
+/// uses it, else from the plan; `None` when neither has any.
+fn headers_to_send(
+    planned: &Value,
+    config: &Value,
+) -> (SentHeaders, Option<Vec<(String, String)>>) {
+    let (attr, source) = match config.get("custom_headers_wo") {
+        wo @ Value::Map(_) => ("custom_headers_wo", wo),
+        _ => ("custom_headers", planned.get("custom_headers")),
+    };
+    let list = headers(source);
+    let names = list
+        .as_ref()
+        .map(|l| l.iter().map(|(n, _)| n.clone()).collect())
+        .unwrap_or_default();
+    (SentHeaders { attr, names }, list)
+}
+
+/// The state after a create or update: the attributes only the configuration knows (header
+/// shape, write-only version) come from the plan.
+fn state_after_write(d: &Destination, planned: &Value) -> Value {
+    let mut s = state(d, planned.get("custom_headers"));
+    if headers_are_write_only(planned) {
+        s.set_attr("custom_headers", Value::Null);
+    }
+    s.set_attr(
+        "custom_headers_wo_version",
+        planned.get("custom_headers_wo_version").clone(),
+    );
+    s
+}
+
+/// Headers managed write-only stay out of state, so drift in them cannot be shown.
+fn headers_are_write_only(v: &Value) -> bool {
+    !v.get("custom_headers_wo_version").is_null()
 }
 
 fn id_of(v: &Value) -> Result<&str, Diagnostics> {
@@ -258,33 +339,54 @@ impl Resource<Herald> for DestinationResource {
         validate_config(config)
     }
 
-    async fn create(&self, herald: &Herald, planned: &Value) -> Result<Value, Diagnostics> {
+    async fn create(
+        &self,
+        herald: &Herald,
+        planned: &Value,
+        config: &Value,
+    ) -> Result<Value, Diagnostics> {
         let api = herald.api()?;
+        let (sent, custom_headers) = headers_to_send(planned, config);
         let input = DestinationInput {
             display_name: planned.get("display_name").as_str().map(str::to_owned),
             url: planned.get("url").as_str().map(str::to_owned),
             severities: ordered::<Severity>(planned.get("severities")),
             alert_types: ordered::<AlertType>(planned.get("alert_types")),
-            custom_headers: headers(planned.get("custom_headers")),
+            custom_headers,
             enabled: planned.get("enabled").as_bool(),
         };
-        let names = header_names(planned.get("custom_headers"));
         let created = api
             .create(input)
             .await
-            .map_err(|e| api_error("create the destination", e, &names))?;
-        Ok(state(&created, planned.get("custom_headers")))
+            .map_err(|e| api_error("create the destination", e, &sent))?;
+        Ok(state_after_write(&created, planned))
     }
 
     async fn read(&self, herald: &Herald, current: &Value) -> Result<Option<Value>, Diagnostics> {
         let api = herald.api()?;
         let id = id_of(current)?;
-        match api.get(id).await {
-            Ok(Some(d)) => Ok(Some(state(&d, current.get("custom_headers")))),
-            Ok(None) => Ok(None),
-            Err(e) if e.code() == Some("NOT_FOUND") => Ok(None),
-            Err(e) => Err(api_error("read the destination", e, &[])),
-        }
+        let found = match api.get(id).await {
+            Ok(found) => found,
+            Err(e) if e.code() == Some("NOT_FOUND") => None,
+            Err(e) => {
+                return Err(api_error(
+                    "read the destination",
+                    e,
+                    &SentHeaders::default(),
+                ));
+            }
+        };
+        Ok(found.map(|d| {
+            let mut s = state(&d, current.get("custom_headers"));
+            if headers_are_write_only(current) {
+                s.set_attr("custom_headers", Value::Null);
+            }
+            s.set_attr(
+                "custom_headers_wo_version",
+                current.get("custom_headers_wo_version").clone(),
+            );
+            s
+        }))
     }
 
     async fn update(
@@ -292,6 +394,7 @@ impl Resource<Herald> for DestinationResource {
         herald: &Herald,
         prior: &Value,
         planned: &Value,
+        config: &Value,
     ) -> Result<Value, Diagnostics> {
         let api = herald.api()?;
         let id = id_of(prior)?;
@@ -309,19 +412,19 @@ impl Resource<Herald> for DestinationResource {
         if changed("alert_types") {
             input.alert_types = ordered::<AlertType>(planned.get("alert_types"));
         }
-        if changed("custom_headers") {
-            // Null in the plan means "no headers": send the empty list so Herald clears them.
-            input.custom_headers = Some(headers(planned.get("custom_headers")).unwrap_or_default());
+        let (sent, custom_headers) = headers_to_send(planned, config);
+        if changed("custom_headers") || changed("custom_headers_wo_version") {
+            // None means "no headers": send the empty list so Herald clears them.
+            input.custom_headers = Some(custom_headers.unwrap_or_default());
         }
         if changed("enabled") {
             input.enabled = planned.get("enabled").as_bool();
         }
-        let names = header_names(planned.get("custom_headers"));
         let updated = api
             .update(id, input)
             .await
-            .map_err(|e| api_error("update the destination", e, &names))?;
-        Ok(state(&updated, planned.get("custom_headers")))
+            .map_err(|e| api_error("update the destination", e, &sent))?;
+        Ok(state_after_write(&updated, planned))
     }
 
     async fn delete(&self, herald: &Herald, prior: &Value) -> Result<(), Diagnostics> {
@@ -329,7 +432,7 @@ impl Resource<Herald> for DestinationResource {
         match api.delete(id_of(prior)?).await {
             // Already gone is what delete wanted.
             Err(e) if e.code() == Some("NOT_FOUND") => Ok(()),
-            r => r.map_err(|e| api_error("delete the destination", e, &[])),
+            r => r.map_err(|e| api_error("delete the destination", e, &SentHeaders::default())),
         }
     }
 
@@ -342,7 +445,11 @@ impl Resource<Herald> for DestinationResource {
                 format!("Herald has no destination with id {id:?}."),
             )
             .into()),
-            Err(e) => Err(api_error("import the destination", e, &[])),
+            Err(e) => Err(api_error(
+                "import the destination",
+                e,
+                &SentHeaders::default(),
+            )),
         }
     }
 }

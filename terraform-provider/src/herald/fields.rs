@@ -5,11 +5,12 @@ use herald_domain::Field;
 
 use crate::tfplugin::AttrPath;
 
-/// `names` are the custom header names in the order they were validated or sent.
-pub fn field_path(field: &Field, names: &[String]) -> AttrPath {
+/// `names` are the custom header names in the order they were validated or sent, taken from the
+/// map attribute `headers_attr` (`custom_headers` or its write-only twin).
+pub fn field_path(field: &Field, names: &[String], headers_attr: &str) -> AttrPath {
     let header = |i: usize| match names.get(i) {
-        Some(name) => AttrPath::root("custom_headers").key(name),
-        None => AttrPath::root("custom_headers"),
+        Some(name) => AttrPath::root(headers_attr).key(name),
+        None => AttrPath::root(headers_attr),
     };
     match field {
         Field::DisplayName => AttrPath::root("display_name"),
@@ -17,12 +18,12 @@ pub fn field_path(field: &Field, names: &[String]) -> AttrPath {
         Field::Severities => AttrPath::root("severities"),
         Field::AlertTypes => AttrPath::root("alert_types"),
         Field::HeaderName(i) | Field::HeaderValue(i) => header(*i),
-        Field::CustomHeaders => AttrPath::root("custom_headers"),
+        Field::CustomHeaders => AttrPath::root(headers_attr),
     }
 }
 
 /// Herald's `extensions.field` (`customHeaders[1].name`) as an attribute path.
-pub fn graphql_field_path(field: &str, names: &[String]) -> Option<AttrPath> {
+pub fn graphql_field_path(field: &str, names: &[String], headers_attr: &str) -> Option<AttrPath> {
     let (head, rest) = match field.find('[') {
         Some(i) => (&field[..i], Some(&field[i + 1..])),
         None => (field.split('.').next().unwrap_or(field), None),
@@ -39,7 +40,7 @@ pub fn graphql_field_path(field: &str, names: &[String]) -> Option<AttrPath> {
         },
         _ => return None,
     };
-    Some(field_path(&parsed, names))
+    Some(field_path(&parsed, names, headers_attr))
 }
 
 #[cfg(test)]
@@ -50,25 +51,28 @@ mod tests {
     fn header_positions_become_map_keys() {
         let names = vec!["Authorization".to_string(), "X-Team".to_string()];
         assert_eq!(
-            field_path(&Field::HeaderValue(1), &names),
+            field_path(&Field::HeaderValue(1), &names, "custom_headers"),
             AttrPath::root("custom_headers").key("X-Team")
         );
         assert_eq!(
-            graphql_field_path("customHeaders[0].name", &names),
+            graphql_field_path("customHeaders[0].name", &names, "custom_headers"),
             Some(AttrPath::root("custom_headers").key("Authorization"))
         );
         assert_eq!(
-            graphql_field_path("customHeaders", &names),
+            graphql_field_path("customHeaders", &names, "custom_headers"),
             Some(AttrPath::root("custom_headers"))
         );
         assert_eq!(
-            graphql_field_path("alertTypes", &names),
+            graphql_field_path("alertTypes", &names, "custom_headers"),
             Some(AttrPath::root("alert_types"))
         );
         assert_eq!(
-            graphql_field_path("displayName", &[]),
+            graphql_field_path("displayName", &[], "custom_headers"),
             Some(AttrPath::root("display_name"))
         );
-        assert_eq!(graphql_field_path("somethingNew", &[]), None);
+        assert_eq!(
+            graphql_field_path("somethingNew", &[], "custom_headers"),
+            None
+        );
     }
 }

@@ -142,8 +142,16 @@ impl Provider for HeraldProvider {
     }
 }
 
+/// The custom headers a request sent, in order, and the attribute they came from; Herald names
+/// header errors by position.
+#[derive(Default)]
+pub struct SentHeaders {
+    pub attr: &'static str,
+    pub names: Vec<String>,
+}
+
 /// A Herald error as a diagnostic, pointing at the attribute when Herald names a field.
-pub fn api_error(action: &str, e: ClientError, header_names: &[String]) -> Diagnostics {
+pub fn api_error(action: &str, e: ClientError, headers: &SentHeaders) -> Diagnostics {
     let summary = match e.code() {
         Some("UNAUTHENTICATED") => "Herald rejected the API token".to_string(),
         Some("FORBIDDEN") => "Herald refused: the API token lacks the ADMIN role".to_string(),
@@ -151,7 +159,9 @@ pub fn api_error(action: &str, e: ClientError, header_names: &[String]) -> Diagn
         _ => format!("Cannot {action}"),
     };
     let path = match &e {
-        ClientError::Api { field: Some(f), .. } => graphql_field_path(f, header_names),
+        ClientError::Api { field: Some(f), .. } => {
+            graphql_field_path(f, &headers.names, headers.attr)
+        }
         _ => None,
     };
     let mut d = Diagnostic::error(summary, e.to_string());

@@ -28,7 +28,7 @@ fn attributes(attrs: &[Attribute]) -> Vec<pb::schema::Attribute> {
             sensitive: a.sensitive,
             description_kind: pb::StringKind::Markdown as i32,
             deprecated: false,
-            write_only: false,
+            write_only: a.write_only,
         })
         .collect()
 }

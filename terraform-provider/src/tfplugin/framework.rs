@@ -48,7 +48,13 @@ pub trait Resource<C>: Send + Sync {
     }
 
     /// Creates from the planned value (computed attributes unknown) and returns the full state.
-    async fn create(&self, client: &C, planned: &Value) -> Result<Value, Diagnostics>;
+    /// `config` is the configuration as written: the only place write-only values appear.
+    async fn create(
+        &self,
+        client: &C,
+        planned: &Value,
+        config: &Value,
+    ) -> Result<Value, Diagnostics>;
 
     /// The current state of the remote object, or `None` when it no longer exists.
     async fn read(&self, client: &C, current: &Value) -> Result<Option<Value>, Diagnostics>;
@@ -58,6 +64,7 @@ pub trait Resource<C>: Send + Sync {
         client: &C,
         prior: &Value,
         planned: &Value,
+        config: &Value,
     ) -> Result<Value, Diagnostics>;
 
     async fn delete(&self, client: &C, prior: &Value) -> Result<(), Diagnostics>;
@@ -103,7 +110,8 @@ pub struct Plan {
 /// - update: optional + computed attributes left out of the configuration go back to their
 ///   default (so deleting `enabled = false` from the file re-enables), and when anything changes,
 ///   computed-only attributes that are not `stable` become unknown;
-/// - `requires_replace` attributes whose value changes are reported.
+/// - `requires_replace` attributes whose value changes are reported;
+/// - write-only attributes are planned as null: their values live in the configuration only.
 pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> Plan {
     if proposed.is_null() {
         return Plan {
@@ -119,12 +127,14 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
                 planned.set_attr(&a.name, v);
             }
         }
+        strip_write_only(schema, &mut planned);
         return Plan {
             planned,
             requires_replace: Vec::new(),
         };
     }
 
+    strip_write_only(schema, &mut planned);
     for a in &schema.attributes {
         if let (Mode::OptionalComputed, Some(d)) = (a.mode, &a.default)
             && config.get(&a.name).is_null()
@@ -182,8 +192,19 @@ pub fn finish_apply(
             new_state.set_attr(&a.name, planned.get(&a.name).clone());
         }
     }
+    strip_write_only(schema, &mut new_state);
     check_wholly_known(schema, &new_state)?;
     Ok(new_state)
+}
+
+/// Write-only values never reach plan or state; Terraform rejects any that do.
+pub fn strip_write_only(schema: &Schema, v: &mut Value) {
+    if v.is_null() {
+        return;
+    }
+    for a in schema.attributes.iter().filter(|a| a.write_only) {
+        v.set_attr(&a.name, Value::Null);
+    }
 }
 
 /// Terraform rejects states with unknowns after apply, reads and data sources; name the
@@ -224,6 +245,7 @@ mod tests {
                 Attribute::optional_computed("tags", Type::set(Type::String), ""),
                 Attribute::computed("updated_at", Type::String, ""),
                 Attribute::optional("region", Type::String, "").requires_replace(),
+                Attribute::optional("password", Type::String, "").write_only(),
             ],
         )
     }
@@ -330,6 +352,33 @@ mod tests {
         let p = plan(&schema(), &prior(), &proposed, &config);
         assert!(!p.planned.get("updated_at").is_known());
         assert_eq!(p.planned.get("id").as_str(), Some("d_1"));
+    }
+
+    #[test]
+    fn write_only_values_are_never_planned_nor_stored() {
+        let config = obj(&[
+            ("name", Value::string("a")),
+            ("password", Value::string("pw")),
+        ]);
+        let p = plan(&schema(), &Value::Null, &config, &config);
+        assert!(p.planned.get("password").is_null());
+
+        let mut proposed = prior();
+        proposed.set_attr("password", Value::string("pw2"));
+        let config = obj(&[
+            ("name", Value::string("a")),
+            ("enabled", Value::Bool(false)),
+            ("tags", Value::set_of_strings(["x"])),
+            ("region", Value::string("eu")),
+            ("password", Value::string("pw2")),
+        ]);
+        let p = plan(&schema(), &prior(), &proposed, &config);
+        assert_eq!(p.planned, prior(), "a write-only value alone is no change");
+
+        let mut returned = prior();
+        returned.set_attr("password", Value::string("pw2"));
+        let done = finish_apply(&schema(), &prior(), returned).unwrap();
+        assert!(done.get("password").is_null());
     }
 
     #[test]

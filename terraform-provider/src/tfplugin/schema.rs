@@ -28,6 +28,9 @@ pub struct Attribute {
     pub stable: bool,
     /// A change cannot be applied in place.
     pub requires_replace: bool,
+    /// Sent to the provider from the configuration but never kept in plan or state (Terraform
+    /// 1.11+, protocol 6.8). Such attributes must be optional and not computed.
+    pub write_only: bool,
     /// A list of objects declared attribute by attribute (protocol 6 nested attributes), so that
     /// each inner attribute keeps its own description and sensitivity.
     pub nested: Option<Vec<Attribute>>,
@@ -44,6 +47,7 @@ impl Attribute {
             default: None,
             stable: false,
             requires_replace: false,
+            write_only: false,
             nested: None,
         }
     }
@@ -87,6 +91,10 @@ impl Attribute {
     }
     pub fn requires_replace(mut self) -> Self {
         self.requires_replace = true;
+        self
+    }
+    pub fn write_only(mut self) -> Self {
+        self.write_only = true;
         self
     }
     pub fn is_computed(&self) -> bool {

@@ -265,7 +265,8 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             let client = self.client().await?;
             let new = e.imp.read(&client, &current).await?;
             let new = match new {
-                Some(v) => {
+                Some(mut v) => {
+                    framework::strip_write_only(&e.schema, &mut v);
                     framework::check_wholly_known(&e.schema, &v)?;
                     v
                 }
@@ -320,15 +321,16 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             let e = self.resource(&req.type_name)?;
             let prior = decode(req.prior_state.as_ref(), &e.ty)?;
             let planned = decode(req.planned_state.as_ref(), &e.ty)?;
+            let config = decode(req.config.as_ref(), &e.ty)?;
             let client = self.client().await?;
             let new = if planned.is_null() {
                 e.imp.delete(&client, &prior).await?;
                 Value::Null
             } else if prior.is_null() {
-                let created = e.imp.create(&client, &planned).await?;
+                let created = e.imp.create(&client, &planned, &config).await?;
                 framework::finish_apply(&e.schema, &planned, created)?
             } else {
-                let updated = e.imp.update(&client, &prior, &planned).await?;
+                let updated = e.imp.update(&client, &prior, &planned, &config).await?;
                 framework::finish_apply(&e.schema, &planned, updated)?
             };
             Ok(encode(&new, &e.ty))
@@ -351,7 +353,8 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         let r = async {
             let e = self.resource(&req.type_name)?;
             let client = self.client().await?;
-            let state = e.imp.import(&client, &req.id).await?;
+            let mut state = e.imp.import(&client, &req.id).await?;
+            framework::strip_write_only(&e.schema, &mut state);
             Ok(pb::import_resource_state::ImportedResource {
                 type_name: req.type_name.clone(),
                 state: Some(encode(&state, &e.ty)),

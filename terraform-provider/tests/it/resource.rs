@@ -175,11 +175,8 @@ fn out_of_band_changes_and_deletes_show_in_the_plan() {
         "{}",
         plan.stdout
     );
-    assert!(
-        plan.stdout.contains("enabled        = false -> true"),
-        "{}",
-        plan.stdout
-    );
+    let enabled_back = regex::Regex::new(r"~ enabled\s+= false -> true").unwrap();
+    assert!(enabled_back.is_match(&plan.stdout), "{}", plan.stdout);
 
     let all = herald.destination_named("Everything");
     herald.delete(all["id"].as_str().unwrap());
@@ -284,4 +281,70 @@ output "critical"    {{ value = sort(data.herald_destinations.critical.destinati
     let r = tf.run(&["plan", "-input=false"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Destination not found"), "{}", r.stderr);
+}
+
+#[test]
+fn write_only_headers_reach_herald_but_never_the_state() {
+    let herald = Herald::start();
+    let tf = Tf::new(Some(&herald));
+    let config = |value: &str, version: u32| {
+        format!(
+            r#"
+resource "herald_destination" "wo" {{
+  display_name              = "Write-only"
+  url                       = "https://hooks.example.com/wo"
+  custom_headers_wo         = {{ "Authorization" = "{value}" }}
+  custom_headers_wo_version = {version}
+}}
+"#
+        )
+    };
+    let header = |h: &Herald| {
+        h.destination_named("Write-only")["customHeaders"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    tf.config(&config("Bearer wo-one", 1));
+    tf.apply();
+    assert_eq!(header(&herald), "Bearer wo-one");
+    let state = std::fs::read_to_string(tf.dir.path().join("terraform.tfstate")).unwrap();
+    assert!(
+        !state.contains("wo-one"),
+        "write-only values stay out of state"
+    );
+    tf.assert_empty_plan();
+
+    // A new value alone is not a change: Terraform cannot see it.
+    tf.config(&config("Bearer wo-two", 1));
+    tf.assert_empty_plan();
+    // Bumping the version sends it.
+    tf.config(&config("Bearer wo-two", 2));
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2);
+    assert!(plan.stdout.contains("update in-place"), "{}", plan.stdout);
+    tf.apply();
+    assert_eq!(header(&herald), "Bearer wo-two");
+    let state = std::fs::read_to_string(tf.dir.path().join("terraform.tfstate")).unwrap();
+    assert!(!state.contains("wo-two"));
+    tf.assert_empty_plan();
+
+    // Both kinds at once is a configuration error.
+    tf.config(
+        r#"
+resource "herald_destination" "wo" {
+  display_name              = "Write-only"
+  url                       = "https://hooks.example.com/wo"
+  custom_headers            = { "X-A" = "1" }
+  custom_headers_wo         = { "X-B" = "2" }
+  custom_headers_wo_version = 3
+}
+"#,
+    );
+    let r = tf.run(&["validate"]);
+    assert!(
+        r.stderr.contains("Conflicting custom headers"),
+        "{}",
+        r.stderr
+    );
 }
