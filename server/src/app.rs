@@ -5,17 +5,23 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
+use crate::config::DispatchConfig;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::client::ClientError;
 use crate::graphql::build_schema;
 use crate::http::{AppState, router};
+use crate::ingest::Ingest;
 use crate::store::tokens::{self, Role};
 use crate::store::{Store, StoreError, state};
-use sea_orm::TransactionTrait;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -29,7 +35,7 @@ pub enum AppError {
 /// On the very first start against an empty database, creates an admin token and returns it so
 /// the caller can show it once. Of several replicas starting together, exactly one gets it.
 pub async fn issue_first_admin_token(store: &Store) -> Result<Option<String>, StoreError> {
-    let txn = store.db().begin().await?;
+    let txn = crate::store::begin_write(store.db()).await?;
     let first_start = state::claim_once(&txn, "first_admin_token", "issued").await?;
     if !first_start || tokens::count(&txn).await? > 0 {
         txn.commit().await?;
@@ -46,16 +52,36 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
         .map_err(|source| AppError::Bind { addr, source })
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Serves HTTP and runs the dispatcher until `shutdown` resolves; then stops taking requests,
+/// lets the attempts in flight finish and records them.
 pub async fn serve(
     store: Store,
+    dispatch: DispatchConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let schema = build_schema(store.clone());
-    let app = router(AppState { store, schema });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let dispatcher = Dispatcher::new(store.clone(), dispatch)?;
+    let ingest = Ingest::start(store.clone(), dispatcher.clone());
+    let schema = build_schema(store.clone(), dispatcher.clone(), ingest.clone());
+    let stop = CancellationToken::new();
+    let worker = dispatcher.start(stop.clone());
+    let app = router(AppState {
+        store,
+        schema,
+        ingest,
+        dispatcher,
+    });
+    let stop_http = stop.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop_http.cancelled() => {}
+            }
+        })
         .await
-        .map_err(AppError::Serve)
+        .map_err(AppError::Serve);
+    stop.cancel();
+    let _ = worker.await;
+    served
 }

@@ -109,7 +109,7 @@ async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
         );
     }
     tracing::info!(%addr, %playground, "herald is listening");
-    app::serve(store, listener, shutdown_signal()).await?;
+    app::serve(store, cfg.dispatch, listener, shutdown_signal()).await?;
     tracing::info!("herald stopped");
     Ok(())
 }

@@ -2,8 +2,11 @@
 //! so that a bad value stops the program with one clear line before anything starts.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
+
+use crate::dispatch::retry::{RetrySchedule, parse_duration};
 
 /// Where the data lives; every subcommand reads the same settings.
 #[derive(Debug, Clone, Args)]
@@ -34,4 +37,63 @@ pub struct ServeConfig {
     /// The address the HTTP server listens on.
     #[arg(long, env = "HERALD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub dispatch: DispatchConfig,
+}
+
+/// How the dispatcher delivers.
+#[derive(Debug, Clone, Args)]
+pub struct DispatchConfig {
+    /// Delays between attempts, one per retry (ten), e.g. `5s,30s,2m,5m,10m,30m,1h,1h,2h,5h`.
+    /// Default: ten retries over about nine and a half hours, with jitter.
+    #[arg(long, env = "HERALD_RETRY_SCHEDULE", value_parser = parse_schedule)]
+    pub retry_schedule: Option<RetrySchedule>,
+
+    /// How long a receiver has to answer an attempt.
+    #[arg(long, env = "HERALD_DELIVERY_TIMEOUT", default_value = "15s", value_parser = parse_delay)]
+    pub delivery_timeout: Duration,
+
+    /// The longest `Retry-After` (on 429 and 503) that is honoured.
+    #[arg(long, env = "HERALD_RETRY_AFTER_CAP", default_value = "1h", value_parser = parse_delay)]
+    pub retry_after_cap: Duration,
+
+    /// How long a claimed delivery stays with its worker; when a worker dies, its deliveries are
+    /// claimed again after this.
+    #[arg(long, env = "HERALD_DELIVERY_LEASE", default_value = "2m", value_parser = parse_delay)]
+    pub lease: Duration,
+
+    /// How often an idle worker looks for due deliveries that other replicas queued.
+    #[arg(long, env = "HERALD_POLL_INTERVAL", default_value = "1s", value_parser = parse_delay)]
+    pub poll_interval: Duration,
+
+    /// Requests in flight at once, over all destinations.
+    #[arg(long, env = "HERALD_MAX_IN_FLIGHT", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_in_flight: u32,
+
+    /// Requests in flight at once to one destination, so one slow receiver cannot hold up the rest.
+    #[arg(long, env = "HERALD_MAX_IN_FLIGHT_PER_DESTINATION", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_in_flight_per_destination: u32,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            retry_schedule: None,
+            delivery_timeout: Duration::from_secs(15),
+            retry_after_cap: Duration::from_secs(3600),
+            lease: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(1),
+            max_in_flight: 512,
+            max_in_flight_per_destination: 32,
+        }
+    }
+}
+
+fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
+    RetrySchedule::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("{s:?} is not a delay such as 50ms, 5s, 2m or 1h"))
 }

@@ -7,7 +7,9 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod graphql;
 pub mod http;
+pub mod ingest;
 pub mod signing;
 pub mod store;

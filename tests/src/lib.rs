@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+mod receiver;
+pub use receiver::{Received, Receiver, Reply};
+
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// A port on 127.0.0.1 that was free a moment ago.

@@ -20,6 +20,8 @@ pub enum ApiError {
         id: String,
     },
     Forbidden,
+    /// A dependency is down for the moment; the caller may retry.
+    Unavailable(String),
     /// Something on our side; the detail went to the log, never to the client.
     Internal,
 }
@@ -37,6 +39,7 @@ impl ApiError {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::NotFound { .. } => "NOT_FOUND",
             ApiError::Forbidden => "FORBIDDEN",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::Forbidden => {
                 "this operation needs the ADMIN role; the token in use is a VIEWER token".into()
             }
+            ApiError::Unavailable(m) => m.clone(),
             ApiError::Internal => "internal error; the server log has the details".into(),
         }
     }

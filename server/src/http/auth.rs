@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -15,6 +15,7 @@ use crate::store::{Store, tokens};
 pub struct Authenticated(pub Principal);
 
 /// Why a request was refused, in the GraphQL error shape so clients handle it like any other.
+#[derive(Debug)]
 pub enum AuthRejection {
     Unauthenticated(&'static str),
     Unavailable,
@@ -64,7 +65,10 @@ where
 }
 
 fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_from_headers(&parts.headers)
+}
+
+fn parse_bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -72,7 +76,21 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-async fn authenticate(store: &Store, presented: &str) -> Result<Principal, AuthRejection> {
+pub fn bearer_from_headers(headers: &HeaderMap) -> Option<&str> {
+    parse_bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token in a WebSocket `connection_init` payload: `{"Authorization": "Bearer …"}` (any
+/// case of the key), as GraphiQL's headers pane and most clients send it.
+pub fn bearer_from_init_payload(payload: &serde_json::Value) -> Option<String> {
+    let map = payload.as_object()?;
+    let (_, value) = map
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?;
+    parse_bearer(value.as_str()?).map(str::to_owned)
+}
+
+pub async fn authenticate(store: &Store, presented: &str) -> Result<Principal, AuthRejection> {
     match tokens::authenticate(store.db(), presented).await {
         Ok(Some(info)) => Ok(Principal {
             token_name: info.name,

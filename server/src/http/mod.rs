@@ -1,19 +1,25 @@
-//! The HTTP surface: `/graphql` (POST for operations, GET for the GraphiQL playground) and
+//! The HTTP surface: `/graphql` (POST for operations, GET for the GraphiQL playground),
+//! `/graphql/ws` (subscriptions), `POST /v1/alerts` (Panther's payload, for automation) and
 //! `/healthz`. Authentication happens here; the GraphQL layer only sees the resulting principal.
 
+mod alerts;
 mod auth;
+mod playground;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use async_graphql::Data;
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
+use crate::dispatch::Dispatcher;
 use crate::graphql::HeraldSchema;
+use crate::ingest::Ingest;
 use crate::store::Store;
 
 /// What every handler shares; cheap to clone.
@@ -21,11 +27,18 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub schema: HeraldSchema,
+    pub ingest: Ingest,
+    pub dispatcher: Dispatcher,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/graphql", get(playground).post(graphql))
+        .route("/graphql", get(playground::page).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route(
+            "/v1/alerts",
+            post(alerts::receive).layer(alerts::body_limit()),
+        )
         .route("/healthz", get(healthz))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -42,15 +55,38 @@ async fn graphql(
         .into()
 }
 
-/// The playground. The API token goes into its Headers pane as
-/// `{"Authorization": "Bearer hrld_…"}`.
-async fn playground() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("Herald")
-            .finish(),
-    )
+/// Subscriptions over graphql-transport-ws (and the older graphql-ws). The token comes from the
+/// upgrade request's `Authorization` header or, since browsers cannot set that on a WebSocket,
+/// from the `connection_init` payload: `{"Authorization": "Bearer hrld_…"}`.
+async fn graphql_ws(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let from_header = auth::bearer_from_headers(&headers).map(str::to_owned);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let store = app.store.clone();
+            GraphQLWebSocket::new(stream, app.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = from_header
+                        .or_else(|| auth::bearer_from_init_payload(&payload))
+                        .ok_or_else(|| {
+                            async_graphql::Error::new(
+                                "missing API token: send {\"Authorization\": \"Bearer <token>\"} in connection_init",
+                            )
+                        })?;
+                    let principal = auth::authenticate(&store, &token)
+                        .await
+                        .map_err(|_| async_graphql::Error::new("unknown or revoked API token"))?;
+                    let mut data = Data::default();
+                    data.insert(principal);
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 async fn healthz(State(app): State<AppState>) -> Response {

@@ -11,7 +11,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
     DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -182,7 +182,7 @@ pub async fn create(
         created_at: Set(at),
         updated_at: Set(at),
     };
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let model = destination::Entity::insert(row)
         .exec_with_returning(&txn)
         .await
@@ -212,7 +212,7 @@ pub async fn update(
         patch.alert_types.as_deref(),
         patch.custom_headers.as_deref(),
     )?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
     let mut changed = Vec::new();
     let mut row = current.clone().into_active_model();
@@ -283,7 +283,7 @@ pub async fn update(
 /// Deletes a destination. Its deliveries stay (they carry the label it had), and those still
 /// waiting end as FAILED with the message `destination deleted`.
 pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<(), StoreError> {
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
     let at = now();
     delivery::Entity::update_many()
@@ -317,6 +317,40 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
     Ok(())
 }
 
+/// Issues a new signing secret. For `grace` after now the previous secret signs too, so receivers
+/// can switch over without rejecting a delivery.
+pub async fn rotate_secret(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: &str,
+    grace: chrono::Duration,
+) -> Result<Destination, StoreError> {
+    let txn = super::begin_write(db).await?;
+    let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
+    let at = now();
+    let mut row = current.clone().into_active_model();
+    row.signing_secret = Set(secrets::seal(&signing::generate_secret()));
+    if grace > chrono::Duration::zero() {
+        row.previous_signing_secret = Set(Some(current.signing_secret.clone()));
+        row.previous_secret_expires_at = Set(Some(at + grace));
+    } else {
+        row.previous_signing_secret = Set(None);
+        row.previous_secret_expires_at = Set(None);
+    }
+    row.updated_at = Set(at);
+    let updated = Destination::try_from(row.update(&txn).await?)?;
+    audit::record(
+        &txn,
+        actor,
+        "destination.rotate_secret",
+        id,
+        json!({"gracePeriodSeconds": grace.num_seconds()}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
 fn not_found(id: &str) -> StoreError {
     StoreError::NotFound {
         kind: "destination",
@@ -331,6 +365,20 @@ async fn find_model(
     Ok(destination::Entity::find_by_id(id.to_owned())
         .one(conn)
         .await?)
+}
+
+/// The destinations with these ids that exist.
+pub async fn get_many(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<Destination>, StoreError> {
+    destination::Entity::find()
+        .filter(destination::Column::Id.is_in(ids.iter().cloned()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Destination::try_from)
+        .collect()
 }
 
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Destination>, StoreError> {

@@ -2,7 +2,9 @@
 //! and every write that must be atomic (a change and its audit entry, an alert and its deliveries)
 //! is one transaction here.
 
+pub mod alerts;
 pub mod audit;
+pub mod deliveries;
 pub mod destinations;
 pub mod entities;
 mod error;
@@ -18,7 +20,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    TransactionTrait,
+    DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -34,6 +36,18 @@ pub struct Store {
 /// equals the value written.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at BEGIN (IMMEDIATE),
+/// so it waits its turn under the busy timeout; a deferred transaction that reads first and then
+/// writes would instead fail at once with SQLITE_BUSY when another writer got in between.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, StoreError> {
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
 }
 
 /// One page of a list, in the shape a Relay connection needs.
@@ -88,7 +102,7 @@ impl Store {
     /// transaction-scoped advisory lock serializes them, and on SQLite the migrating transaction
     /// takes the write lock before it reads which migrations are applied.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         match self.backend() {
             DatabaseBackend::Postgres => {
                 // The key is arbitrary but fixed: "herald" in ASCII.

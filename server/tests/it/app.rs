@@ -1,8 +1,11 @@
 //! `TestApp`: a running server on its own fresh database, with an admin and a viewer client.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use herald_server::app;
+use herald_server::config::DispatchConfig;
+use herald_server::dispatch::retry::RetrySchedule;
 use herald_server::store::Store;
 use herald_server::store::tokens::{self, Role};
 use herald_testkit::{Backend, GqlResponse, GraphqlClient, fresh_database_url};
@@ -22,8 +25,24 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// Fast retries (ten 50 ms steps), a short timeout and lease, a quick poll: what the delivery
+/// tests need to see eleven attempts in about a second.
+pub fn test_dispatch() -> DispatchConfig {
+    DispatchConfig {
+        retry_schedule: Some(RetrySchedule::parse(&["50ms"; 10].join(",")).unwrap()),
+        delivery_timeout: Duration::from_secs(2),
+        lease: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(100),
+        ..DispatchConfig::default()
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, test_dispatch()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, dispatch: DispatchConfig) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database_url = fresh_database_url(backend, dir.path());
         let store = Store::connect(&database_url, 10).await.unwrap();
@@ -37,7 +56,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app::serve(store.clone(), listener, async {
+        tokio::spawn(app::serve(store.clone(), dispatch, listener, async {
             let _ = stopped.await;
         }));
         let base = format!("http://{addr}");
@@ -73,6 +92,58 @@ impl TestApp {
             .await
     }
 
+    /// Sends an alert as admin; returns `sendAlert`'s payload.
+    pub async fn send_alert(&self, input: Value) -> Value {
+        let resp = self
+            .admin
+            .query(
+                &format!("mutation($input: SendAlertInput!) {{ sendAlert(input: $input) {{ alert {{ id detectionId payload }} deliveries {{ {DELIVERY_FIELDS} }} warnings }} }}"),
+                json!({"input": input}),
+            )
+            .await;
+        resp.data()["sendAlert"].clone()
+    }
+
+    pub async fn delivery(&self, id: &Value) -> Value {
+        let resp = self
+            .admin
+            .query(
+                &format!("query($id: ID!) {{ delivery(id: $id) {{ {DELIVERY_FIELDS} attempts {{ number startedAt durationMs statusCode responseBody responseTruncated responseHeaders error }} }} }}"),
+                json!({"id": id}),
+            )
+            .await;
+        resp.data()["delivery"].clone()
+    }
+
+    /// Polls a delivery until `done` holds for it; panics after `timeout`.
+    pub async fn wait_delivery(
+        &self,
+        id: &Value,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let d = self.delivery(id).await;
+            if done(&d) {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delivery never reached the expected state: {d:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the delivery is SUCCEEDED or FAILED.
+    pub async fn wait_final(&self, id: &Value) -> Value {
+        self.wait_delivery(id, Duration::from_secs(20), |d| {
+            d["state"] == "SUCCEEDED" || d["state"] == "FAILED"
+        })
+        .await
+    }
+
     pub async fn destination_count(&self) -> u64 {
         let resp = self
             .admin
@@ -83,3 +154,5 @@ impl TestApp {
 }
 
 pub const DESTINATION_FIELDS: &str = "id displayName url severities alertTypes customHeaders { name value } enabled signingSecret createdAt updatedAt";
+
+pub const DELIVERY_FIELDS: &str = "id alertId destinationId label state success statusCode responseBody message attemptCount nextAttemptAt webhookId resendOf test createdAt dispatchedAt";

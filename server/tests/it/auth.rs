@@ -68,8 +68,15 @@ async fn viewers_can_query_but_every_mutation_is_forbidden(backend: Backend) {
         .await;
     assert_eq!(list.data()["destinations"]["totalCount"], 1);
 
+    let id = d["id"].as_str().unwrap();
     let mutations = [
         ("createDestination", r#"mutation { createDestination(input: {displayName: "V", url: "https://example.com/"}) { destination { id } } }"#.to_owned()),
+        ("rotateSigningSecret", format!(r#"mutation {{ rotateSigningSecret(input: {{id: "{id}", gracePeriodSeconds: 60}}) {{ destination {{ id }} }} }}"#)),
+        ("sendAlert", r#"mutation { sendAlert(input: {detectionId: "d", title: "t", severity: HIGH}) { alert { id } } }"#.to_owned()),
+        ("sendAlerts", r#"mutation { sendAlerts(input: {alerts: [{detectionId: "d", title: "t", severity: HIGH}]}) { results { alert { id } } } }"#.to_owned()),
+        ("sendTestAlert", format!(r#"mutation {{ sendTestAlert(input: {{destinationId: "{id}"}}) {{ delivery {{ id }} }} }}"#)),
+        ("resendDelivery", r#"mutation { resendDelivery(input: {deliveryId: "dlv_x"}) { delivery { id } } }"#.to_owned()),
+        ("resendAlert", format!(r#"mutation {{ resendAlert(input: {{alertId: "a", destinationIds: ["{id}"]}}) {{ deliveries {{ id }} }} }}"#)),
         ("updateDestination", format!(r#"mutation {{ updateDestination(input: {{id: "{}", enabled: false}}) {{ destination {{ id }} }} }}"#, d["id"].as_str().unwrap())),
         ("deleteDestination", format!(r#"mutation {{ deleteDestination(input: {{id: "{}"}}) {{ deletedId }} }}"#, d["id"].as_str().unwrap())),
     ];
@@ -105,6 +112,15 @@ async fn viewers_can_query_but_every_mutation_is_forbidden(backend: Backend) {
         .await;
     assert_eq!(still.data()["destination"]["enabled"], true);
     assert_eq!(app.destination_count().await, 1);
+    let alerts = app
+        .admin
+        .query("{ alerts { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        alerts.data()["alerts"]["totalCount"],
+        0,
+        "no viewer alert was stored"
+    );
 }
 
 async fn viewers_see_no_secrets(backend: Backend) {

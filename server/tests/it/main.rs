@@ -3,6 +3,7 @@
 
 mod app;
 mod auth;
+mod delivery;
 mod destinations;
 mod schema;
 mod validation;

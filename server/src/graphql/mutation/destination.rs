@@ -1,24 +1,20 @@
 use async_graphql::{Context, Object};
 
-use crate::graphql::Principal;
+use super::actor;
+use crate::graphql::ApiError;
 use crate::graphql::errors::ApiResult;
 use crate::graphql::types::{
     CreateDestinationInput, CreateDestinationPayload, DeleteDestinationInput,
-    DeleteDestinationPayload, Destination, UpdateDestinationInput, UpdateDestinationPayload,
+    DeleteDestinationPayload, Destination, RotateSigningSecretInput, RotateSigningSecretPayload,
+    UpdateDestinationInput, UpdateDestinationPayload,
 };
-use crate::store::audit::Actor;
 use crate::store::{Store, destinations};
+
+/// The longest grace period a rotation may give the previous secret: 30 days.
+const MAX_GRACE_SECONDS: i32 = 30 * 24 * 3600;
 
 #[derive(Default)]
 pub struct DestinationMutation;
-
-fn actor(ctx: &Context<'_>) -> Actor {
-    Actor(
-        ctx.data_opt::<Principal>()
-            .map(|p| p.token_name.clone())
-            .unwrap_or_default(),
-    )
-}
 
 #[Object]
 impl DestinationMutation {
@@ -58,6 +54,34 @@ impl DestinationMutation {
         destinations::delete(store.db(), &actor(ctx), &input.id).await?;
         Ok(DeleteDestinationPayload {
             deleted_id: input.id,
+        })
+    }
+
+    /// Issues a new signing secret; for `gracePeriodSeconds` the previous one signs too.
+    async fn rotate_signing_secret(
+        &self,
+        ctx: &Context<'_>,
+        input: RotateSigningSecretInput,
+    ) -> ApiResult<RotateSigningSecretPayload> {
+        let grace = input.grace_period_seconds.unwrap_or(0);
+        if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+            return Err(ApiError::bad_input(
+                "gracePeriodSeconds",
+                format!(
+                    "gracePeriodSeconds must be between 0 and {MAX_GRACE_SECONDS} (30 days), got {grace}"
+                ),
+            ));
+        }
+        let store = ctx.data_unchecked::<Store>();
+        let rotated = destinations::rotate_secret(
+            store.db(),
+            &actor(ctx),
+            &input.id,
+            chrono::Duration::seconds(grace.into()),
+        )
+        .await?;
+        Ok(RotateSigningSecretPayload {
+            destination: Destination(rotated),
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Query roots, one per domain, merged.
 
+mod alert;
+mod delivery;
 mod destination;
 mod viewer;
 
@@ -7,4 +9,9 @@ use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(destination::DestinationQuery, viewer::ViewerQuery);
+pub struct QueryRoot(
+    destination::DestinationQuery,
+    alert::AlertQuery,
+    delivery::DeliveryQuery,
+    viewer::ViewerQuery,
+);

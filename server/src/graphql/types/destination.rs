@@ -1,8 +1,15 @@
+use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use herald_domain::{AlertType, Severity};
 
-use super::{AlertTypeGql, DateTime, SeverityGql};
+use super::{
+    AlertTypeGql, ConnectionArgs, DateTime, Delivery, DeliveryCounts, DeliveryStateGql,
+    SeverityGql, TotalCount,
+};
 use crate::graphql::Principal;
+use crate::graphql::errors::ApiResult;
+use crate::store::Store;
+use crate::store::deliveries::{self, DeliveryFilter};
 use crate::store::destinations::{self, CustomHeader as StoredHeader};
 
 /// A webhook endpoint that receives alerts.
@@ -64,6 +71,55 @@ impl Destination {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+
+    /// This destination's deliveries, newest first.
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        state: Option<DeliveryStateGql>,
+    ) -> ApiResult<Connection<String, Delivery, TotalCount>> {
+        let filter = DeliveryFilter {
+            destination_id: Some(self.0.id.clone()),
+            state: state.map(Into::into),
+            ..Default::default()
+        };
+        delivery_connection(ctx, &filter, first, after).await
+    }
+
+    /// How many of its deliveries are in each state: what is failing, at a glance.
+    async fn delivery_counts(&self, ctx: &Context<'_>) -> ApiResult<DeliveryCounts> {
+        let store = ctx.data_unchecked::<Store>();
+        Ok(deliveries::counts_by_state(store.db(), &self.0.id)
+            .await?
+            .into())
+    }
+}
+
+/// A page of deliveries as a Relay connection.
+pub async fn delivery_connection(
+    ctx: &Context<'_>,
+    filter: &DeliveryFilter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<Connection<String, Delivery, TotalCount>> {
+    let args = ConnectionArgs::new(first, after)?;
+    let store = ctx.data_unchecked::<Store>();
+    let page = deliveries::list(store.db(), filter, args.first, args.after.as_deref()).await?;
+    let mut conn = Connection::with_additional_fields(
+        args.after.is_some(),
+        page.has_next_page,
+        TotalCount {
+            total_count: page.total_count,
+        },
+    );
+    conn.edges.extend(
+        page.items
+            .into_iter()
+            .map(|d| Edge::new(d.id.clone(), Delivery(d))),
+    );
+    Ok(conn)
 }
 
 /// A header sent with every request to the destination.
@@ -173,4 +229,16 @@ pub struct UpdateDestinationPayload {
 #[derive(SimpleObject)]
 pub struct DeleteDestinationPayload {
     pub deleted_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct RotateSigningSecretInput {
+    pub id: ID,
+    /// How long the previous secret keeps signing beside the new one (default 0: at once).
+    pub grace_period_seconds: Option<i32>,
+}
+
+#[derive(SimpleObject)]
+pub struct RotateSigningSecretPayload {
+    pub destination: Destination,
 }

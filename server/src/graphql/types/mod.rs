@@ -1,11 +1,15 @@
 //! GraphQL types, built from store values (never derived on database rows).
 
+mod alert;
 mod connection;
+mod delivery;
 mod destination;
 mod scalars;
 mod viewer;
 
+pub use alert::*;
 pub use connection::{ConnectionArgs, TotalCount};
+pub use delivery::*;
 pub use destination::*;
 pub use scalars::{AlertTypeGql, DateTime, RoleGql, SeverityGql};
 pub use viewer::Viewer;

@@ -1,0 +1,163 @@
+//! The one place Herald opens connections to receivers: one HTTP client for the whole process
+//! (connections to receivers stay alive between deliveries), no redirects, a timeout. Checks on
+//! where a connection may go (SSRF) belong here too.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+
+/// The first this many bytes of a response body are kept.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// Response headers kept with an attempt: the ones that explain an outcome.
+const KEPT_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "retry-after",
+    "location",
+    "x-request-id",
+];
+
+#[derive(Clone)]
+pub struct WebhookClient {
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+/// A request to send: the URL and every header, already signed.
+pub struct WebhookRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What came back, or why nothing did.
+#[derive(Debug, Clone)]
+pub struct WebhookResponse {
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    pub status: Option<u16>,
+    pub body: Option<String>,
+    pub truncated: bool,
+    pub headers: Option<Value>,
+    /// The network-level cause when there is no status.
+    pub error: Option<String>,
+}
+
+impl WebhookResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.as_ref()?.get(name)?.as_str()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
+impl WebhookClient {
+    pub fn new(timeout: Duration) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(WebhookClient { http, timeout })
+    }
+
+    pub async fn send(&self, req: WebhookRequest) -> WebhookResponse {
+        let started_at = super::super::store::now();
+        let clock = Instant::now();
+        let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in &req.headers {
+            // Validation keeps bad names and values out of the database; a stored one that still
+            // fails here is skipped rather than failing the delivery.
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        let result = self
+            .http
+            .post(&req.url)
+            .headers(headers)
+            .body(req.body)
+            .send()
+            .await;
+        let mut out = WebhookResponse {
+            started_at,
+            duration: Duration::ZERO,
+            status: None,
+            body: None,
+            truncated: false,
+            headers: None,
+            error: None,
+        };
+        match result {
+            Err(e) => out.error = Some(self.describe(&e)),
+            Ok(mut resp) => {
+                out.status = Some(resp.status().as_u16());
+                let mut kept = Map::new();
+                for name in KEPT_HEADERS {
+                    if let Some(v) = resp.headers().get(*name).and_then(|v| v.to_str().ok()) {
+                        kept.insert((*name).to_owned(), Value::String(v.to_owned()));
+                    }
+                }
+                out.headers = Some(Value::Object(kept));
+                let mut body = Vec::new();
+                loop {
+                    match resp.chunk().await {
+                        Ok(Some(chunk)) => {
+                            let room = MAX_RESPONSE_BODY - body.len();
+                            if chunk.len() > room {
+                                body.extend_from_slice(&chunk[..room]);
+                                out.truncated = true;
+                                break;
+                            }
+                            body.extend_from_slice(&chunk);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            // The status arrived; a body cut short is kept as far as it came.
+                            out.error =
+                                Some(format!("reading the response: {}", self.describe(&e)));
+                            break;
+                        }
+                    }
+                }
+                out.body = Some(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+        out.duration = clock.elapsed();
+        out
+    }
+
+    fn describe(&self, e: &reqwest::Error) -> String {
+        if e.is_timeout() {
+            return format!("timed out after {}s", self.timeout.as_secs_f64());
+        }
+        // reqwest's own message is generic ("error sending request"); the cause is in the chain.
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        if let Some(url) = e.url() {
+            msg = msg.replace(&format!(" for url ({url})"), "");
+        }
+        msg
+    }
+}

@@ -1,0 +1,75 @@
+//! The dispatcher: takes due deliveries from the database queue, sends them, and records every
+//! attempt. `routing` decides where an alert goes, `payload` what is sent, `retry` when to try
+//! again, `client` how a request leaves the process, `worker` the claim loop and the recorder.
+
+pub mod client;
+pub mod payload;
+pub mod retry;
+pub mod routing;
+mod worker;
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use worker::outcome_of;
+
+use crate::config::DispatchConfig;
+use crate::store::Store;
+use crate::store::deliveries::Delivery;
+use client::{ClientError, WebhookClient};
+use retry::RetrySchedule;
+
+/// A handle on the dispatcher; cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<worker::Inner>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, config: DispatchConfig) -> Result<Self, ClientError> {
+        let client = WebhookClient::new(config.delivery_timeout)?;
+        let schedule = config
+            .retry_schedule
+            .clone()
+            .unwrap_or_else(RetrySchedule::default_schedule);
+        let (events, _) = broadcast::channel(4096);
+        Ok(Dispatcher {
+            inner: Arc::new(worker::Inner::new(store, config, schedule, client, events)),
+        })
+    }
+
+    /// Starts the claim loop; it stops, finishing the attempts in flight, when `shutdown` fires.
+    pub fn start(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(worker::run(self.inner.clone(), shutdown))
+    }
+
+    /// Tells the claim loop that new deliveries were queued, so it need not wait for its poll.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Every delivery change this process makes, as it is recorded.
+    pub fn subscribe(&self) -> broadcast::Receiver<Delivery> {
+        self.inner.events.subscribe()
+    }
+
+    /// Sends one delivery now, outside the queue, and waits until its single attempt is recorded
+    /// (the synchronous test alert). The caller has leased the delivery to this worker.
+    pub async fn attempt_now(
+        &self,
+        claimed: crate::store::deliveries::Claimed,
+    ) -> Result<Delivery, crate::store::StoreError> {
+        worker::attempt_now(&self.inner, claimed).await
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
+
+    pub fn lease(&self) -> std::time::Duration {
+        self.inner.config.lease
+    }
+}

@@ -1,0 +1,335 @@
+//! Alerts: accepted in batches, each with its deliveries, in one transaction. Once the transaction
+//! commits, nothing may lose the alert; the deliveries are the queue entries the dispatcher works.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use herald_domain::{AlertType, Severity};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+
+use super::deliveries::{self, Delivery, INSERT_CHUNK};
+use super::entities::{alert, destination};
+use super::error::is_unique_violation;
+use super::{Page, StoreError, ids, now};
+use crate::dispatch::payload::PantherPayload;
+use crate::dispatch::routing::{self, RouteTarget, RoutingRequest};
+
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub id: String,
+    pub detection_id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub alert_type: AlertType,
+    pub created_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// The exact JSON body sent to destinations.
+    pub body: String,
+}
+
+impl TryFrom<alert::Model> for Alert {
+    type Error = StoreError;
+    fn try_from(m: alert::Model) -> Result<Self, StoreError> {
+        Ok(Alert {
+            severity: m
+                .severity
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("alert {}: {e}", m.id)))?,
+            alert_type: m
+                .alert_type
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("alert {}: {e}", m.id)))?,
+            id: m.id,
+            detection_id: m.detection_id,
+            title: m.title,
+            created_at: m.created_at,
+            received_at: m.received_at,
+            body: m.body,
+        })
+    }
+}
+
+/// An alert to accept: its payload (whose `alertId` is the alert's id) and where it asks to go.
+#[derive(Debug, Clone)]
+pub struct IncomingAlert {
+    pub payload: PantherPayload,
+    pub routing: RoutingRequest,
+}
+
+/// What the routing decided, kept with the alert so a repeated `alertId` returns the first result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredRouting {
+    dynamic_severity: Option<Severity>,
+    destination_overrides: Option<Vec<String>>,
+    dynamic_destinations: Option<Vec<String>>,
+    warnings: Vec<String>,
+}
+
+/// The result of accepting one alert.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub alert: Alert,
+    pub deliveries: Vec<Delivery>,
+    pub warnings: Vec<String>,
+    /// The alert id was seen before; nothing new was queued.
+    pub duplicate: bool,
+}
+
+/// Every destination, as routing sees it.
+async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget>, StoreError> {
+    Ok(destination::Entity::find()
+        .select_only()
+        .columns([
+            destination::Column::Id,
+            destination::Column::DisplayName,
+            destination::Column::Enabled,
+            destination::Column::SeverityMask,
+            destination::Column::AlertTypeMask,
+        ])
+        .order_by_asc(destination::Column::Id)
+        .into_tuple::<(String, String, bool, i32, i32)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(
+            |(id, display_name, enabled, severity_mask, alert_type_mask)| RouteTarget {
+                id,
+                display_name,
+                enabled,
+                severity_mask,
+                alert_type_mask,
+            },
+        )
+        .collect())
+}
+
+/// Accepts a batch of alerts in one transaction: routes each, stores it with its deliveries, and
+/// returns one result per input, in order. An alert id seen before (in the database or earlier
+/// in the batch) returns the first result and queues nothing.
+pub async fn accept(
+    db: &DatabaseConnection,
+    batch: Vec<IncomingAlert>,
+) -> Result<Vec<Accepted>, StoreError> {
+    // Two writers racing on one new alert id (two replicas, say): the loser's transaction hits the
+    // primary key, and a second pass finds the winner's alert and returns it.
+    match accept_once(db, &batch).await {
+        Err(StoreError::Database(e)) if is_unique_violation(&e) => accept_once(db, &batch).await,
+        other => other,
+    }
+}
+
+async fn accept_once(
+    db: &DatabaseConnection,
+    batch: &[IncomingAlert],
+) -> Result<Vec<Accepted>, StoreError> {
+    let txn = super::begin_write(db).await?;
+    let at = now();
+    let wanted: Vec<String> = batch.iter().map(|a| a.payload.alert_id.clone()).collect();
+    let mut known: HashMap<String, alert::Model> = HashMap::new();
+    for chunk in wanted.chunks(INSERT_CHUNK) {
+        for m in alert::Entity::find()
+            .filter(alert::Column::Id.is_in(chunk.iter().cloned()))
+            .all(&txn)
+            .await?
+        {
+            known.insert(m.id.clone(), m);
+        }
+    }
+    let targets = routing_snapshot(&txn).await?;
+    let labels: HashMap<&str, &str> = targets
+        .iter()
+        .map(|t| (t.id.as_str(), t.display_name.as_str()))
+        .collect();
+
+    let mut new_alerts = Vec::new();
+    let mut new_deliveries = Vec::new();
+    let mut fresh: HashSet<String> = HashSet::new();
+    for incoming in batch {
+        let id = &incoming.payload.alert_id;
+        if known.contains_key(id) || !fresh.insert(id.clone()) {
+            continue;
+        }
+        let routed = routing::route(&incoming.routing, &targets);
+        let stored = StoredRouting {
+            dynamic_severity: incoming.routing.dynamic_severity,
+            destination_overrides: incoming.routing.destination_overrides.clone(),
+            dynamic_destinations: incoming.routing.dynamic_destinations.clone(),
+            warnings: routed.warnings,
+        };
+        let p = &incoming.payload;
+        new_alerts.push(alert::ActiveModel {
+            id: Set(id.clone()),
+            detection_id: Set(p.id.clone()),
+            title: Set(p.title.clone()),
+            severity: Set(p.severity.to_string()),
+            alert_type: Set(p.alert_type.to_string()),
+            created_at: Set(p.created_at),
+            received_at: Set(at),
+            body: Set(p.to_bytes()),
+            routing: Set(serde_json::to_string(&stored).expect("routing serializes")),
+        });
+        for dest in routed.destinations {
+            let label = labels.get(dest.as_str()).copied().unwrap_or_default();
+            new_deliveries.push(deliveries::new_row(
+                id,
+                &dest,
+                label,
+                ids::webhook(),
+                None,
+                false,
+                at,
+            ));
+        }
+    }
+    // Alert rows are wide (the body); fewer per statement.
+    for chunk in new_alerts.chunks(100) {
+        alert::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    deliveries::insert_rows(&txn, new_deliveries).await?;
+
+    let mut results = Vec::with_capacity(batch.len());
+    let mut seen_in_batch = HashSet::new();
+    for incoming in batch {
+        let id = &incoming.payload.alert_id;
+        let duplicate = known.contains_key(id) || !seen_in_batch.insert(id.clone());
+        results.push(load_accepted(&txn, id, duplicate).await?);
+    }
+    txn.commit().await?;
+    Ok(results)
+}
+
+async fn load_accepted(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    duplicate: bool,
+) -> Result<Accepted, StoreError> {
+    let model = alert::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "alert",
+            id: id.to_owned(),
+        })?;
+    let routing: StoredRouting = serde_json::from_str(&model.routing).unwrap_or_default();
+    let deliveries = deliveries::for_alert(conn, id)
+        .await?
+        .into_iter()
+        .filter(|d| d.resend_of.is_none())
+        .collect();
+    Ok(Accepted {
+        alert: Alert::try_from(model)?,
+        deliveries,
+        warnings: routing.warnings,
+        duplicate,
+    })
+}
+
+/// Stores an alert with no routing (the synchronous test alert) and its one delivery.
+pub async fn insert_test(
+    db: &DatabaseConnection,
+    payload: &PantherPayload,
+    destination_id: &str,
+    label: &str,
+) -> Result<(Alert, Delivery), StoreError> {
+    let txn = super::begin_write(db).await?;
+    let at = now();
+    let model = alert::Entity::insert(alert::ActiveModel {
+        id: Set(payload.alert_id.clone()),
+        detection_id: Set(payload.id.clone()),
+        title: Set(payload.title.clone()),
+        severity: Set(payload.severity.to_string()),
+        alert_type: Set(payload.alert_type.to_string()),
+        created_at: Set(payload.created_at),
+        received_at: Set(at),
+        body: Set(payload.to_bytes()),
+        routing: Set(serde_json::to_string(&StoredRouting::default()).expect("serializes")),
+    })
+    .exec_with_returning(&txn)
+    .await?;
+    let delivery = deliveries::enqueue(
+        &txn,
+        &payload.alert_id,
+        destination_id,
+        label,
+        ids::webhook(),
+        None,
+        true,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((Alert::try_from(model)?, delivery))
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Alert>, StoreError> {
+    alert::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .map(Alert::try_from)
+        .transpose()
+}
+
+/// Newest first. The cursor is `<received_at>|<id>`.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    first: u64,
+    after: Option<&str>,
+    severity: Option<Severity>,
+    since: Option<DateTime<Utc>>,
+) -> Result<Page<Alert>, StoreError> {
+    let mut cond = Condition::all();
+    if let Some(s) = severity {
+        cond = cond.add(alert::Column::Severity.eq(s.to_string()));
+    }
+    if let Some(t) = since {
+        cond = cond.add(alert::Column::ReceivedAt.gte(t));
+    }
+    let total_count = alert::Entity::find()
+        .filter(cond.clone())
+        .count(conn)
+        .await?;
+    if let Some((t, id)) = after.and_then(parse_cursor) {
+        cond = cond.add(
+            Condition::any().add(alert::Column::ReceivedAt.lt(t)).add(
+                Condition::all()
+                    .add(alert::Column::ReceivedAt.eq(t))
+                    .add(alert::Column::Id.lt(id)),
+            ),
+        );
+    }
+    let mut rows = alert::Entity::find()
+        .filter(cond)
+        .order_by_desc(alert::Column::ReceivedAt)
+        .order_by_desc(alert::Column::Id)
+        .limit(first + 1)
+        .all(conn)
+        .await?;
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok(Page {
+        items: rows
+            .into_iter()
+            .map(Alert::try_from)
+            .collect::<Result<_, _>>()?,
+        has_next_page,
+        total_count,
+    })
+}
+
+pub fn cursor(a: &Alert) -> String {
+    format!("{}|{}", a.received_at.to_rfc3339(), a.id)
+}
+
+fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, String)> {
+    let (t, id) = c.split_once('|')?;
+    Some((
+        DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
+        id.to_owned(),
+    ))
+}

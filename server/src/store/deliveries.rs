@@ -1,0 +1,683 @@
+//! Deliveries and their attempts: the queue. A delivery row carries its state, the time of its next
+//! attempt and a lease; workers claim due rows in batches and write results back in batches.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    Value,
+};
+use serde_json::Value as Json;
+
+use super::entities::{alert, delivery, delivery_attempt};
+use super::{Page, StoreError, ids, now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Not attempted yet.
+    Pending,
+    /// Failed at least once; another attempt is scheduled.
+    Retrying,
+    Succeeded,
+    /// Final: retries used up, a failed test alert, or the destination was deleted.
+    Failed,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 4] = [
+        DeliveryState::Pending,
+        DeliveryState::Retrying,
+        DeliveryState::Succeeded,
+        DeliveryState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "PENDING",
+            DeliveryState::Retrying => "RETRYING",
+            DeliveryState::Succeeded => "SUCCEEDED",
+            DeliveryState::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state {s:?}")))
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, DeliveryState::Succeeded | DeliveryState::Failed)
+    }
+}
+
+/// The SQL list of unfinished states, for queries written by hand.
+const OPEN_STATES: &str = "('PENDING', 'RETRYING')";
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    pub alert_id: String,
+    pub destination_id: String,
+    pub label: String,
+    pub state: DeliveryState,
+    pub webhook_id: String,
+    pub resend_of: Option<String>,
+    pub test: bool,
+    pub attempt_count: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+    pub status_code: Option<i32>,
+    pub response_body: Option<String>,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<delivery::Model> for Delivery {
+    type Error = StoreError;
+    fn try_from(m: delivery::Model) -> Result<Self, StoreError> {
+        Ok(Delivery {
+            state: DeliveryState::parse(&m.state)?,
+            id: m.id,
+            alert_id: m.alert_id,
+            destination_id: m.destination_id,
+            label: m.label,
+            webhook_id: m.webhook_id,
+            resend_of: m.resend_of,
+            test: m.test,
+            attempt_count: m.attempt_count,
+            next_attempt_at: m.next_attempt_at,
+            lease_owner: m.lease_owner,
+            status_code: m.status_code,
+            response_body: m.response_body,
+            message: m.message,
+            created_at: m.created_at,
+            dispatched_at: m.dispatched_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub number: i32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i32,
+    pub status_code: Option<i32>,
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+    pub response_headers: Option<Json>,
+    pub error: Option<String>,
+}
+
+impl From<delivery_attempt::Model> for Attempt {
+    fn from(m: delivery_attempt::Model) -> Self {
+        Attempt {
+            number: m.number,
+            started_at: m.started_at,
+            duration_ms: m.duration_ms,
+            status_code: m.status_code,
+            response_body: m.response_body,
+            response_truncated: m.response_truncated,
+            response_headers: m
+                .response_headers
+                .and_then(|h| serde_json::from_str(&h).ok()),
+            error: m.error,
+        }
+    }
+}
+
+/// A new delivery row, not yet attempted.
+pub(crate) fn new_row(
+    alert_id: &str,
+    destination_id: &str,
+    label: &str,
+    webhook_id: String,
+    resend_of: Option<String>,
+    test: bool,
+    at: DateTime<Utc>,
+) -> delivery::ActiveModel {
+    delivery::ActiveModel {
+        id: Set(ids::delivery()),
+        alert_id: Set(alert_id.to_owned()),
+        destination_id: Set(destination_id.to_owned()),
+        label: Set(label.to_owned()),
+        state: Set(DeliveryState::Pending.as_str().to_owned()),
+        webhook_id: Set(webhook_id),
+        resend_of: Set(resend_of),
+        test: Set(test),
+        attempt_count: Set(0),
+        next_attempt_at: Set(Some(at)),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        status_code: Set(None),
+        response_body: Set(None),
+        message: Set(String::new()),
+        created_at: Set(at),
+        dispatched_at: Set(None),
+        updated_at: Set(at),
+    }
+}
+
+/// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters for any of our tables.
+pub(crate) const INSERT_CHUNK: usize = 500;
+
+pub(crate) async fn insert_rows(
+    conn: &impl ConnectionTrait,
+    rows: Vec<delivery::ActiveModel>,
+) -> Result<(), StoreError> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+        delivery::Entity::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Delivery>, StoreError> {
+    delivery::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .map(Delivery::try_from)
+        .transpose()
+}
+
+pub async fn get_many(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        for m in delivery::Entity::find()
+            .filter(delivery::Column::Id.is_in(chunk.iter().cloned()))
+            .all(conn)
+            .await?
+        {
+            out.push(Delivery::try_from(m)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every delivery of an alert, oldest first.
+pub async fn for_alert(
+    conn: &impl ConnectionTrait,
+    alert_id: &str,
+) -> Result<Vec<Delivery>, StoreError> {
+    delivery::Entity::find()
+        .filter(delivery::Column::AlertId.eq(alert_id))
+        .order_by_asc(delivery::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Delivery::try_from)
+        .collect()
+}
+
+pub async fn attempts(
+    conn: &impl ConnectionTrait,
+    delivery_id: &str,
+) -> Result<Vec<Attempt>, StoreError> {
+    Ok(delivery_attempt::Entity::find()
+        .filter(delivery_attempt::Column::DeliveryId.eq(delivery_id))
+        .order_by_asc(delivery_attempt::Column::Number)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Attempt::from)
+        .collect())
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    pub destination_id: Option<String>,
+    pub alert_id: Option<String>,
+    pub state: Option<DeliveryState>,
+}
+
+/// Newest first; the cursor is a delivery id (ids sort by creation time).
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &DeliveryFilter,
+    first: u64,
+    after: Option<&str>,
+) -> Result<Page<Delivery>, StoreError> {
+    let mut cond = Condition::all();
+    if let Some(d) = &filter.destination_id {
+        cond = cond.add(delivery::Column::DestinationId.eq(d.as_str()));
+    }
+    if let Some(a) = &filter.alert_id {
+        cond = cond.add(delivery::Column::AlertId.eq(a.as_str()));
+    }
+    if let Some(s) = filter.state {
+        cond = cond.add(delivery::Column::State.eq(s.as_str()));
+    }
+    let total_count = delivery::Entity::find()
+        .filter(cond.clone())
+        .count(conn)
+        .await?;
+    if let Some(after) = after {
+        cond = cond.add(delivery::Column::Id.lt(after));
+    }
+    let mut rows = delivery::Entity::find()
+        .filter(cond)
+        .order_by_desc(delivery::Column::Id)
+        .limit(first + 1)
+        .all(conn)
+        .await?;
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok(Page {
+        items: rows
+            .into_iter()
+            .map(Delivery::try_from)
+            .collect::<Result<_, _>>()?,
+        has_next_page,
+        total_count,
+    })
+}
+
+/// How many deliveries of a destination are in each state.
+pub async fn counts_by_state(
+    conn: &impl ConnectionTrait,
+    destination_id: &str,
+) -> Result<Vec<(DeliveryState, u64)>, StoreError> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        state: String,
+        n: i64,
+    }
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        "SELECT state, COUNT(*) AS n FROM deliveries WHERE destination_id = $1 GROUP BY state",
+        [destination_id.into()],
+    ))
+    .all(conn)
+    .await?;
+    let mut out: Vec<(DeliveryState, u64)> = DeliveryState::ALL.iter().map(|s| (*s, 0)).collect();
+    for r in rows {
+        let state = DeliveryState::parse(&r.state)?;
+        if let Some(slot) = out.iter_mut().find(|(s, _)| *s == state) {
+            slot.1 = r.n as u64;
+        }
+    }
+    Ok(out)
+}
+
+/// A claimed delivery with what an attempt needs: the exact body.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub body: String,
+}
+
+/// Claims up to `limit` due deliveries for `worker`, skipping destinations in `skip_destinations`
+/// (those already at their in-flight bound) and disabled destinations, whose deliveries wait.
+///
+/// The lease is the next attempt time itself: a claimed row's `next_attempt_at` moves to the end
+/// of the lease, so a worker that dies simply leaves rows that fall due again when the lease
+/// expires, and the queue index stays the one on `next_attempt_at`.
+pub async fn claim_due(
+    db: &DatabaseConnection,
+    worker: &str,
+    limit: usize,
+    lease: Duration,
+    skip_destinations: &[String],
+) -> Result<Vec<Claimed>, StoreError> {
+    let backend = db.get_database_backend();
+    let at = now();
+    let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    let mut values: Vec<Value> = vec![
+        worker.into(),
+        lease_end.into(),
+        at.into(),
+        (limit as i64).into(),
+    ];
+    let mut skip = String::new();
+    if !skip_destinations.is_empty() {
+        let placeholders: Vec<String> = (0..skip_destinations.len())
+            .map(|i| format!("${}", i + 5))
+            .collect();
+        skip = format!("AND destination_id NOT IN ({})", placeholders.join(", "));
+        values.extend(skip_destinations.iter().map(|d| Value::from(d.as_str())));
+    }
+    // PostgreSQL: SKIP LOCKED lets replicas claim side by side without waiting on each other.
+    // SQLite: one writer at a time, so the UPDATE with its subquery is atomic as it stands.
+    let lock = if backend == DatabaseBackend::Postgres {
+        "FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2, next_attempt_at = $2 \
+         WHERE id IN ( \
+           SELECT id FROM deliveries \
+           WHERE state IN {OPEN_STATES} AND next_attempt_at <= $3 {skip} \
+             AND destination_id NOT IN (SELECT id FROM destinations WHERE enabled = false) \
+           ORDER BY next_attempt_at LIMIT $4 {lock}) \
+         RETURNING *"
+    );
+    let txn = super::begin_write(db).await?;
+    let claimed =
+        delivery::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+            .all(&txn)
+            .await?;
+    if claimed.is_empty() {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+    let alert_ids: Vec<String> = claimed.iter().map(|d| d.alert_id.clone()).collect();
+    let bodies: std::collections::HashMap<String, String> = alert::Entity::find()
+        .select_only()
+        .column(alert::Column::Id)
+        .column(alert::Column::Body)
+        .filter(alert::Column::Id.is_in(alert_ids))
+        .into_tuple::<(String, String)>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    txn.commit().await?;
+    claimed
+        .into_iter()
+        .map(|m| {
+            let body = bodies
+                .get(&m.alert_id)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("alert {} has no body", m.alert_id)))?;
+            Ok(Claimed {
+                delivery: Delivery::try_from(m)?,
+                body,
+            })
+        })
+        .collect()
+}
+
+/// The earliest time any unfinished delivery falls due, so an idle worker knows how long to sleep.
+pub async fn next_due(conn: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(delivery::Entity::find()
+        .select_only()
+        .column_as(delivery::Column::NextAttemptAt.min(), "next")
+        .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(conn)
+        .await?
+        .flatten())
+}
+
+/// What one attempt did to its delivery.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub delivery_id: String,
+    pub attempt: Attempt,
+    pub state: DeliveryState,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub message: String,
+}
+
+/// Writes a batch of attempt results in one transaction. A result whose lease was lost meanwhile
+/// (the destination was deleted, or the lease expired and another worker took over) is dropped.
+/// Returns the deliveries as they now stand.
+pub async fn record_outcomes(
+    db: &DatabaseConnection,
+    worker: &str,
+    outcomes: &[Outcome],
+) -> Result<Vec<Delivery>, StoreError> {
+    if outcomes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = super::begin_write(db).await?;
+    let at = now();
+    let mut recorded = Vec::with_capacity(outcomes.len());
+    let mut attempt_rows = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        let a = &o.attempt;
+        let res = delivery::Entity::update_many()
+            .col_expr(delivery::Column::State, Expr::value(o.state.as_str()))
+            .col_expr(delivery::Column::AttemptCount, Expr::value(a.number))
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Expr::value(o.next_attempt_at),
+            )
+            .col_expr(
+                delivery::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                delivery::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(delivery::Column::StatusCode, Expr::value(a.status_code))
+            .col_expr(
+                delivery::Column::ResponseBody,
+                Expr::value(a.response_body.clone()),
+            )
+            .col_expr(delivery::Column::Message, Expr::value(o.message.clone()))
+            .col_expr(delivery::Column::DispatchedAt, Expr::value(a.started_at))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
+            .filter(delivery::Column::Id.eq(o.delivery_id.as_str()))
+            .filter(delivery::Column::LeaseOwner.eq(worker))
+            .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
+            .exec(&txn)
+            .await?;
+        if res.rows_affected == 0 {
+            continue;
+        }
+        recorded.push(o.delivery_id.clone());
+        attempt_rows.push(delivery_attempt::ActiveModel {
+            delivery_id: Set(o.delivery_id.clone()),
+            number: Set(a.number),
+            started_at: Set(a.started_at),
+            duration_ms: Set(a.duration_ms),
+            status_code: Set(a.status_code),
+            response_body: Set(a.response_body.clone()),
+            response_truncated: Set(a.response_truncated),
+            response_headers: Set(a.response_headers.as_ref().map(Json::to_string)),
+            error: Set(a.error.clone()),
+            ..Default::default()
+        });
+    }
+    for chunk in attempt_rows.chunks(INSERT_CHUNK) {
+        delivery_attempt::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    delivery_attempt::Column::DeliveryId,
+                    delivery_attempt::Column::Number,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    let updated = get_many(&txn, &recorded).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// The original delivery of an alert to a destination, if there is one.
+pub async fn original_for(
+    conn: &impl ConnectionTrait,
+    alert_id: &str,
+    destination_id: &str,
+) -> Result<Option<Delivery>, StoreError> {
+    delivery::Entity::find()
+        .filter(delivery::Column::AlertId.eq(alert_id))
+        .filter(delivery::Column::DestinationId.eq(destination_id))
+        .filter(delivery::Column::ResendOf.is_null())
+        .one(conn)
+        .await?
+        .map(Delivery::try_from)
+        .transpose()
+}
+
+/// Queues a new delivery for `alert_id` to `destination_id` with the full retry schedule: a
+/// re-send of `resend_of` (same webhook id) when given, else a fresh original.
+pub async fn enqueue(
+    conn: &impl ConnectionTrait,
+    alert_id: &str,
+    destination_id: &str,
+    label: &str,
+    webhook_id: String,
+    resend_of: Option<String>,
+    test: bool,
+) -> Result<Delivery, StoreError> {
+    let row = new_row(
+        alert_id,
+        destination_id,
+        label,
+        webhook_id,
+        resend_of,
+        test,
+        now(),
+    );
+    let model = delivery::Entity::insert(row)
+        .exec_with_returning(conn)
+        .await?;
+    Delivery::try_from(model)
+}
+
+/// Takes a delivery for `worker` at once (used for the synchronous test alert).
+pub async fn lease_now(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    worker: &str,
+    lease: Duration,
+) -> Result<(), StoreError> {
+    let lease_end =
+        now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::LeaseOwner, Expr::value(worker))
+        .col_expr(delivery::Column::LeaseExpiresAt, Expr::value(lease_end))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(lease_end))
+        .filter(delivery::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends a delivery for good without an attempt (its destination is gone).
+pub async fn fail_without_attempt(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::State, Expr::value("FAILED"))
+        .col_expr(delivery::Column::Message, Expr::value(message))
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            delivery::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Queues a re-send of a delivery: a new delivery with `resend_of` set, the same webhook id and
+/// body, sent to the destination as it is now, with the full retry schedule.
+pub async fn resend(db: &DatabaseConnection, delivery_id: &str) -> Result<Delivery, StoreError> {
+    let txn = super::begin_write(db).await?;
+    let original = get(&txn, delivery_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "delivery",
+            id: delivery_id.to_owned(),
+        })?;
+    let target = super::destinations::get(&txn, &original.destination_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "destination",
+            id: original.destination_id.clone(),
+        })?;
+    let resent = enqueue(
+        &txn,
+        &original.alert_id,
+        &target.id,
+        &target.display_name,
+        original.webhook_id.clone(),
+        Some(original.id.clone()),
+        false,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(resent)
+}
+
+/// Queues an alert again for each destination: a re-send of its original delivery there, or a
+/// first delivery where it never went. Every destination must exist; otherwise nothing is queued.
+pub async fn resend_alert(
+    db: &DatabaseConnection,
+    alert_id: &str,
+    destination_ids: &[String],
+) -> Result<Vec<Delivery>, StoreError> {
+    let txn = super::begin_write(db).await?;
+    if alert::Entity::find_by_id(alert_id.to_owned())
+        .one(&txn)
+        .await?
+        .is_none()
+    {
+        return Err(StoreError::NotFound {
+            kind: "alert",
+            id: alert_id.to_owned(),
+        });
+    }
+    let mut out = Vec::with_capacity(destination_ids.len());
+    let mut seen = std::collections::HashSet::new();
+    for id in destination_ids {
+        if !seen.insert(id.as_str()) {
+            continue;
+        }
+        let target =
+            super::destinations::get(&txn, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "destination",
+                    id: id.clone(),
+                })?;
+        let delivery = match original_for(&txn, alert_id, id).await? {
+            Some(original) => {
+                enqueue(
+                    &txn,
+                    alert_id,
+                    id,
+                    &target.display_name,
+                    original.webhook_id,
+                    Some(original.id),
+                    false,
+                )
+                .await?
+            }
+            None => {
+                enqueue(
+                    &txn,
+                    alert_id,
+                    id,
+                    &target.display_name,
+                    ids::webhook(),
+                    None,
+                    false,
+                )
+                .await?
+            }
+        };
+        out.push(delivery);
+    }
+    txn.commit().await?;
+    Ok(out)
+}
