@@ -5,5 +5,6 @@ mod app;
 mod auth;
 mod delivery;
 mod destinations;
+mod ingest;
 mod schema;
 mod validation;
