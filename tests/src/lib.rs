@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+mod node;
 mod receiver;
+pub use node::NodeReceiver;
 pub use receiver::{Received, Receiver, Reply};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";

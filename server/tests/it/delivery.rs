@@ -28,6 +28,7 @@ herald_testkit::on_both_backends!(
     rotation_signs_with_both_secrets_during_the_grace_period,
     retry_after_is_honoured,
     destination_lists_its_deliveries_and_counts,
+    a_node_receiver_verifies_with_svix_and_standardwebhooks,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -774,4 +775,43 @@ async fn destination_lists_its_deliveries_and_counts(backend: Backend) {
     assert_eq!(top.data()["deliveries"]["totalCount"], 1);
     assert_eq!(top.data()["alerts"]["totalCount"], 2);
     assert_eq!(top.data()["low"]["totalCount"], 0);
+}
+
+
+async fn a_node_receiver_verifies_with_svix_and_standardwebhooks(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // The receiver needs the secret before the destination points at it: create, start, update.
+    let placeholder = Receiver::start().await;
+    let dest = destination_for(&app, "Node", &placeholder, json!({})).await;
+    let node = herald_testkit::NodeReceiver::start(dest["signingSecret"].as_str().unwrap());
+    app.admin
+        .query(
+            "mutation($id: ID!, $url: String!) { updateDestination(input: {id: $id, url: $url}) { destination { id } } }",
+            json!({"id": dest["id"], "url": node.url}),
+        )
+        .await
+        .data();
+    let sent = app
+        .send_alert(json!({"detectionId": "Node.Check", "title": "verify me", "severity": "HIGH", "context": {"emoji": "🚨", "n": 1.5}}))
+        .await;
+    let d = app.wait_final(&sent["deliveries"][0]["id"]).await;
+    assert_eq!(d["state"], "SUCCEEDED", "{d:#}");
+    assert_eq!(d["responseBody"], "success");
+    assert_eq!(d["message"], "success");
+    let v = node.verifications().await;
+    assert_eq!(v, json!([{"webhookId": d["webhookId"], "standardwebhooks": "ok", "svix": "ok"}]));
+
+    // During a rotation's grace period the receiver, still on the old secret, keeps accepting.
+    app.admin
+        .query(
+            "mutation($id: ID!) { rotateSigningSecret(input: {id: $id, gracePeriodSeconds: 600}) { destination { id } } }",
+            json!({"id": dest["id"]}),
+        )
+        .await
+        .data();
+    let sent = app
+        .send_alert(json!({"detectionId": "Node.Check", "title": "after rotation", "severity": "HIGH"}))
+        .await;
+    let d = app.wait_final(&sent["deliveries"][0]["id"]).await;
+    assert_eq!(d["responseBody"], "success", "{d:#}");
 }
