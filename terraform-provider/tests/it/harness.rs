@@ -15,6 +15,28 @@ pub fn herald_bin() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/herald"))
 }
 
+/// The Terraform CLI: `$TERRAFORM`, else `terraform` on PATH.
+pub fn terraform_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = std::env::var_os("TERRAFORM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("terraform"));
+        let ok = Command::new(&bin)
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "the Terraform CLI (1.11 or later) is needed: put `terraform` on PATH or set TERRAFORM"
+        );
+        bin
+    })
+    .clone()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -225,7 +247,7 @@ impl Tf {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out: Output = Command::new("terraform")
+        let out: Output = Command::new(terraform_bin())
             .args(args)
             .arg("-no-color")
             .current_dir(self.dir.path())

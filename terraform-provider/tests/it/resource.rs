@@ -348,3 +348,29 @@ resource "herald_destination" "wo" {
         r.stderr
     );
 }
+
+#[test]
+fn provider_logs_never_show_secrets() {
+    let herald = Herald::start();
+    let mut tf = Tf::new(Some(&herald));
+    let log = tf.dir.path().join("tf.log");
+    tf.env("TF_LOG_PROVIDER", "trace");
+    tf.env("TF_LOG_PATH", log.to_str().unwrap());
+    tf.config(TWO_DESTINATIONS);
+    tf.apply();
+    tf.assert_empty_plan();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("provider.terraform-provider-herald"))
+        .collect();
+    assert!(
+        ours.iter().any(|l| l.contains("rpc ApplyResourceChange")),
+        "the provider logs at all"
+    );
+    for line in ours {
+        assert!(!line.contains("s3cret"), "{line}");
+        assert!(!line.contains("whsec_"), "{line}");
+        assert!(!line.contains(&herald.token), "{line}");
+    }
+}
