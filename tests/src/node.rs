@@ -16,7 +16,8 @@ static INSTALL: Mutex<()> = Mutex::new(());
 fn ensure_installed() {
     let _guard = INSTALL.lock().unwrap();
     let dir = receiver_dir();
-    if dir.join("node_modules/svix").exists() && dir.join("node_modules/standardwebhooks").exists() {
+    if dir.join("node_modules/svix").exists() && dir.join("node_modules/standardwebhooks").exists()
+    {
         return;
     }
     let status = Command::new("npm")

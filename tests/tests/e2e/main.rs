@@ -1,5 +1,6 @@
 //! End-to-end tests that drive the built `herald` binary as a user would.
 
 mod cli;
+mod durability;
 mod examples;
 mod process;

@@ -16,6 +16,11 @@ pub struct HeraldProcess {
 impl HeraldProcess {
     /// Starts `herald serve` on `database_url` and waits until `/healthz` answers.
     pub async fn start(database_url: &str, dir: &Path) -> HeraldProcess {
+        Self::start_with(database_url, dir, &[]).await
+    }
+
+    /// Like `start`, with extra environment variables (retry schedule, lease, …).
+    pub async fn start_with(database_url: &str, dir: &Path, env: &[(&str, &str)]) -> HeraldProcess {
         let port = free_port();
         let stdout_path = dir.join(format!("serve-{port}.out"));
         let stderr_path = dir.join(format!("serve-{port}.err"));
@@ -25,6 +30,7 @@ impl HeraldProcess {
             .env("HERALD_DATABASE_URL", database_url)
             .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).unwrap())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -68,6 +74,12 @@ impl HeraldProcess {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Kills the server outright (SIGKILL): no draining, no last writes.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the server the way an operator does (SIGTERM) and waits for it.
