@@ -9,10 +9,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// `$HERALD_BIN`; else `herald` in this test binary's own target directory (where it is when
+/// this package builds in the same workspace as herald-server); else the main workspace's
+/// `target/debug/herald`.
 pub fn herald_bin() -> PathBuf {
-    std::env::var_os("HERALD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/herald"))
+    if let Some(bin) = std::env::var_os("HERALD_BIN") {
+        return PathBuf::from(bin);
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("herald")));
+    match beside {
+        Some(bin) if bin.is_file() => bin,
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/herald"),
+    }
 }
 
 /// The Terraform CLI: `$TERRAFORM`, else `terraform` on PATH.

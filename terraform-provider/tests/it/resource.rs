@@ -374,3 +374,32 @@ fn provider_logs_never_show_secrets() {
         assert!(!line.contains(&herald.token), "{line}");
     }
 }
+
+#[test]
+fn a_herald_refusal_points_at_the_attribute_it_names() {
+    let herald = Herald::start();
+    herald.create(json!({ "displayName": "Taken", "url": "https://hooks.example.com/t" }));
+    let tf = Tf::new(Some(&herald));
+    tf.config(
+        r#"
+resource "herald_destination" "dup" {
+  display_name = "taken"
+  url          = "https://hooks.example.com/dup"
+}
+"#,
+    );
+    let r = tf.run(&["apply", "-auto-approve", "-input=false"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("Herald refused to create the destination"),
+        "{}",
+        r.stderr
+    );
+    // Herald blames `displayName`; Terraform shows the display_name line.
+    assert!(
+        r.stderr.contains(r#"display_name = "taken""#),
+        "{}",
+        r.stderr
+    );
+}
