@@ -777,7 +777,6 @@ async fn destination_lists_its_deliveries_and_counts(backend: Backend) {
     assert_eq!(top.data()["low"]["totalCount"], 0);
 }
 
-
 async fn a_node_receiver_verifies_with_svix_and_standardwebhooks(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     // The receiver needs the secret before the destination points at it: create, start, update.
@@ -799,7 +798,10 @@ async fn a_node_receiver_verifies_with_svix_and_standardwebhooks(backend: Backen
     assert_eq!(d["responseBody"], "success");
     assert_eq!(d["message"], "success");
     let v = node.verifications().await;
-    assert_eq!(v, json!([{"webhookId": d["webhookId"], "standardwebhooks": "ok", "svix": "ok"}]));
+    assert_eq!(
+        v,
+        json!([{"webhookId": d["webhookId"], "standardwebhooks": "ok", "svix": "ok"}])
+    );
 
     // During a rotation's grace period the receiver, still on the old secret, keeps accepting.
     app.admin
@@ -810,7 +812,9 @@ async fn a_node_receiver_verifies_with_svix_and_standardwebhooks(backend: Backen
         .await
         .data();
     let sent = app
-        .send_alert(json!({"detectionId": "Node.Check", "title": "after rotation", "severity": "HIGH"}))
+        .send_alert(
+            json!({"detectionId": "Node.Check", "title": "after rotation", "severity": "HIGH"}),
+        )
         .await;
     let d = app.wait_final(&sent["deliveries"][0]["id"]).await;
     assert_eq!(d["responseBody"], "success", "{d:#}");

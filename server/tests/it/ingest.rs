@@ -16,7 +16,8 @@ herald_testkit::on_both_backends!(
 async fn send_alerts_stores_a_batch_in_order(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = Receiver::start().await;
-    app.create_destination(json!({"displayName": "Batch", "url": r.url})).await;
+    app.create_destination(json!({"displayName": "Batch", "url": r.url}))
+        .await;
     let alerts: Vec<Value> = (0..250)
         .map(|i| json!({"alertId": format!("batch-{i}"), "detectionId": "d", "title": format!("t{i}"), "severity": "MEDIUM"}))
         .collect();
@@ -27,7 +28,10 @@ async fn send_alerts_stores_a_batch_in_order(backend: Backend) {
             json!({"a": alerts}),
         )
         .await;
-    let results = resp.data()["sendAlerts"]["results"].as_array().unwrap().clone();
+    let results = resp.data()["sendAlerts"]["results"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(results.len(), 250);
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["alert"]["id"], format!("batch-{i}"));
@@ -52,19 +56,45 @@ async fn alert_input_rules_name_the_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let big = "x".repeat(201 * 1024);
     let cases = [
-        (json!({"detectionId": "", "title": "t", "severity": "LOW"}), "detectionId"),
-        (json!({"detectionId": "d", "title": "  ", "severity": "LOW"}), "title"),
-        (json!({"detectionId": "d", "title": "t", "severity": "LOW", "context": [1, 2]}), "context"),
-        (json!({"detectionId": "d", "title": "t", "severity": "LOW", "context": {"blob": big}}), "context"),
-        (json!({"detectionId": "d", "title": "t", "severity": "LOW", "alertId": "has space"}), "alertId"),
-        (json!({"detectionId": "d", "title": "t", "severity": "LOW", "dynamicDestinations": (0..11).map(|i| format!("dst_{i}")).collect::<Vec<_>>()}), "dynamicDestinations"),
+        (
+            json!({"detectionId": "", "title": "t", "severity": "LOW"}),
+            "detectionId",
+        ),
+        (
+            json!({"detectionId": "d", "title": "  ", "severity": "LOW"}),
+            "title",
+        ),
+        (
+            json!({"detectionId": "d", "title": "t", "severity": "LOW", "context": [1, 2]}),
+            "context",
+        ),
+        (
+            json!({"detectionId": "d", "title": "t", "severity": "LOW", "context": {"blob": big}}),
+            "context",
+        ),
+        (
+            json!({"detectionId": "d", "title": "t", "severity": "LOW", "alertId": "has space"}),
+            "alertId",
+        ),
+        (
+            json!({"detectionId": "d", "title": "t", "severity": "LOW", "dynamicDestinations": (0..11).map(|i| format!("dst_{i}")).collect::<Vec<_>>()}),
+            "dynamicDestinations",
+        ),
     ];
     for (input, field) in cases {
         let resp = app
             .admin
-            .query("mutation($i: SendAlertInput!) { sendAlert(input: $i) { alert { id } } }", json!({"i": input}))
+            .query(
+                "mutation($i: SendAlertInput!) { sendAlert(input: $i) { alert { id } } }",
+                json!({"i": input}),
+            )
             .await;
-        assert_eq!(resp.error_code(), "BAD_USER_INPUT", "{field}: {}", resp.body);
+        assert_eq!(
+            resp.error_code(),
+            "BAD_USER_INPUT",
+            "{field}: {}",
+            resp.body
+        );
         assert_eq!(resp.error()["extensions"]["field"], field);
     }
     let batch = app
@@ -75,14 +105,22 @@ async fn alert_input_rules_name_the_field(backend: Backend) {
         )
         .await;
     assert_eq!(batch.error()["extensions"]["field"], "alerts[1].context");
-    let alerts = app.admin.query("{ alerts { totalCount } }", json!({})).await;
-    assert_eq!(alerts.data()["alerts"]["totalCount"], 0, "a rejected batch stores nothing");
+    let alerts = app
+        .admin
+        .query("{ alerts { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        alerts.data()["alerts"]["totalCount"],
+        0,
+        "a rejected batch stores nothing"
+    );
 }
 
 async fn rest_endpoint_takes_panthers_payload(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = Receiver::start().await;
-    app.create_destination(json!({"displayName": "Rest", "url": r.url})).await;
+    app.create_destination(json!({"displayName": "Rest", "url": r.url}))
+        .await;
     let http = reqwest::Client::new();
     let url = app.url("/v1/alerts");
     let payload = json!({
@@ -91,20 +129,36 @@ async fn rest_endpoint_takes_panthers_payload(backend: Backend) {
         "alertId": "rest-1", "alertContext": {"user": "alice"}, "description": "many failures",
         "runbook": "lock the account", "tags": ["okta"], "version": "v1",
     });
-    let resp = http.post(&url).bearer_auth(&app.admin_token).json(&payload).send().await.unwrap();
+    let resp = http
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 202);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["alertId"], "rest-1");
     assert_eq!(body["deliveryIds"].as_array().unwrap().len(), 1);
     let got = r.wait_for(1, Duration::from_secs(20)).await.remove(0);
-    assert_eq!(got.json(), payload, "Panther's payload goes through unchanged");
+    assert_eq!(
+        got.json(),
+        payload,
+        "Panther's payload goes through unchanged"
+    );
     assert_eq!(
         std::str::from_utf8(&got.body).unwrap(),
         serde_json::to_string(&payload).unwrap(),
         "and in Panther's key order"
     );
 
-    let again = http.post(&url).bearer_auth(&app.admin_token).json(&payload).send().await.unwrap();
+    let again = http
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 202);
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["duplicate"], true);
@@ -112,7 +166,10 @@ async fn rest_endpoint_takes_panthers_payload(backend: Backend) {
 
     let no_token = http.post(&url).json(&payload).send().await.unwrap();
     assert_eq!(no_token.status(), 401);
-    assert_eq!(no_token.json::<Value>().await.unwrap()["code"], "UNAUTHENTICATED");
+    assert_eq!(
+        no_token.json::<Value>().await.unwrap()["code"],
+        "UNAUTHENTICATED"
+    );
 
     let viewer_token = {
         let (_, t) = herald_server::store::tokens::create(
@@ -124,38 +181,85 @@ async fn rest_endpoint_takes_panthers_payload(backend: Backend) {
         .unwrap();
         t
     };
-    let forbidden = http.post(&url).bearer_auth(&viewer_token).json(&payload).send().await.unwrap();
+    let forbidden = http
+        .post(&url)
+        .bearer_auth(&viewer_token)
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forbidden.status(), 403);
 
     let mut missing = payload.clone();
     missing.as_object_mut().unwrap().remove("severity");
     missing["alertId"] = json!("rest-2");
-    let bad = http.post(&url).bearer_auth(&app.admin_token).json(&missing).send().await.unwrap();
+    let bad = http
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .json(&missing)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     let bad: Value = bad.json().await.unwrap();
     assert_eq!(bad["field"], "severity");
 
     let mut unknown = payload.clone();
     unknown["severity"] = json!("SEVERE");
-    let bad = http.post(&url).bearer_auth(&app.admin_token).json(&unknown).send().await.unwrap();
+    let bad = http
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .json(&unknown)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
-    assert!(bad.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("INFO, LOW"));
+    assert!(
+        bad.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("INFO, LOW")
+    );
 
-    let not_json = http.post(&url).bearer_auth(&app.admin_token).body("nope").send().await.unwrap();
+    let not_json = http
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .body("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(not_json.status(), 400);
 
     let mut huge = payload.clone();
     huge["alertId"] = json!("rest-3");
     huge["alertContext"] = json!({"blob": "x".repeat(400 * 1024)});
-    let too_big = http.post(&url).bearer_auth(&app.admin_token).json(&huge).send().await.unwrap();
+    let too_big = http
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(too_big.status(), 413);
     let mut big_context = payload.clone();
     big_context["alertId"] = json!("rest-4");
     big_context["alertContext"] = json!({"blob": "x".repeat(220 * 1024)});
-    let too_big = http.post(&url).bearer_auth(&app.admin_token).json(&big_context).send().await.unwrap();
+    let too_big = http
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .json(&big_context)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(too_big.status(), 413);
-    assert_eq!(too_big.json::<Value>().await.unwrap()["field"], "alertContext");
+    assert_eq!(
+        too_big.json::<Value>().await.unwrap()["field"],
+        "alertContext"
+    );
 
-    let alerts = app.admin.query("{ alerts { totalCount } }", json!({})).await;
+    let alerts = app
+        .admin
+        .query("{ alerts { totalCount } }", json!({}))
+        .await;
     assert_eq!(alerts.data()["alerts"]["totalCount"], 1);
 }

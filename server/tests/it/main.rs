@@ -7,4 +7,5 @@ mod delivery;
 mod destinations;
 mod ingest;
 mod schema;
+mod subscription;
 mod validation;
