@@ -142,3 +142,44 @@ fn a_missing_endpoint_or_token_names_the_attribute_and_the_variable() {
         "the token must not be echoed"
     );
 }
+
+#[test]
+fn a_provider_configuration_unknown_until_apply_is_not_an_error() {
+    let herald = Herald::start();
+    let mut tf = Tf::new(None);
+    tf.env("TF_VAR_herald_token", &herald.token);
+    tf.file(
+        "main.tf",
+        &format!(
+            r#"
+terraform {{
+  required_providers {{
+    herald = {{ source = "herald/herald" }}
+  }}
+}}
+variable "herald_token" {{
+  type      = string
+  sensitive = true
+}}
+# Known only once applied.
+resource "terraform_data" "endpoint" {{
+  input = "{}"
+}}
+provider "herald" {{
+  endpoint  = terraform_data.endpoint.output
+  api_token = var.herald_token
+}}
+resource "herald_destination" "d" {{
+  display_name = "late"
+  url          = "https://hooks.example.com/late"
+}}
+"#,
+            herald.endpoint
+        ),
+    );
+    tf.ok(&["validate"]);
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    tf.apply();
+    assert_eq!(herald.destinations().len(), 1);
+}
