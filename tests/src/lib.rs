@@ -101,10 +101,12 @@ impl PgCluster {
     /// The process's cluster, started on first call. Panics with the reason when PostgreSQL cannot
     /// start: the PostgreSQL half of the suite is not optional.
     pub fn shared() -> &'static PgCluster {
-        CLUSTER.get_or_init(|| PgCluster::start().expect("start a throwaway PostgreSQL 15"))
+        CLUSTER.get_or_init(|| PgCluster::start(false).expect("start a throwaway PostgreSQL 15"))
     }
 
-    fn start() -> anyhow::Result<PgCluster> {
+    /// A cluster of its own. `durable` keeps fsync and synchronous commit on, as benchmark figures
+    /// need; the test clusters turn them off.
+    pub fn start(durable: bool) -> anyhow::Result<PgCluster> {
         let root = is_root();
         let dir = tempfile::Builder::new()
             .prefix("herald-pg-")
@@ -134,9 +136,14 @@ impl PgCluster {
         ]);
         run(initdb, "initdb")?;
         let port = free_port();
-        // fsync off: these clusters hold test data only; durability tests and benchmarks use their own.
+        // fsync off: test clusters hold throwaway data; benchmarks ask for a durable cluster.
+        let speed = if durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off"
+        };
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300{speed}",
             sock.display()
         );
         let mut ctl = pg_command("pg_ctl", root);

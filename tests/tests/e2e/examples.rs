@@ -1,10 +1,15 @@
 //! The GraphQL operations in `examples/graphql/`, run in order against a real `herald serve`, so the
-//! README's examples cannot rot.
+//! README's examples cannot rot. Only loopback receivers get traffic: the example destination on
+//! hooks.example.com is disabled (by the update example) before any alert is sent.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use herald_testkit::{Backend, GraphqlClient, fresh_database_url};
-use serde_json::Value;
+use futures::{SinkExt, StreamExt};
+use herald_testkit::{Backend, GraphqlClient, Receiver, Reply, fresh_database_url};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::process::{HeraldProcess, tokens_in};
 
@@ -18,42 +23,165 @@ fn example(name: &str) -> (String, Value) {
     (query, vars)
 }
 
-fn with_id(vars: Value, id: &str) -> Value {
-    serde_json::from_str(&vars.to_string().replace("DESTINATION_ID", id)).unwrap()
+fn with(vars: Value, placeholder: &str, id: &Value) -> Value {
+    let id = id.as_str().unwrap();
+    serde_json::from_str(&vars.to_string().replace(placeholder, id)).unwrap()
+}
+
+async fn run(client: &GraphqlClient, name: &str, vars: Option<Value>) -> Value {
+    let (q, v) = example(name);
+    client.query(&q, vars.unwrap_or(v)).await.data().clone()
 }
 
 async fn readme_examples_run(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database_url(backend, dir.path());
-    let server = HeraldProcess::start(&db, dir.path()).await;
+    let fast = [(
+        "HERALD_RETRY_SCHEDULE",
+        "50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms",
+    )];
+    let server = HeraldProcess::start_with(&db, dir.path(), &fast).await;
     let token = tokens_in(&server.stdout()).remove(0);
     let client = GraphqlClient::new(&server.base_url, Some(&token));
 
-    let (q, v) = example("viewer");
-    assert_eq!(client.query(&q, v).await.data()["viewer"]["role"], "ADMIN");
-
-    let (q, v) = example("create-destination");
-    let created = client.query(&q, v).await.data()["createDestination"]["destination"].clone();
-    assert_eq!(created["displayName"], "SOC pager");
-    let id = created["id"].as_str().unwrap();
-
-    let (q, v) = example("list-destinations");
-    let list = client.query(&q, v).await.data()["destinations"].clone();
-    assert_eq!(list["totalCount"], 1);
-
-    let (q, v) = example("update-destination");
-    let updated =
-        client.query(&q, with_id(v, id)).await.data()["updateDestination"]["destination"].clone();
-    assert_eq!(updated["enabled"], false);
     assert_eq!(
-        updated["severities"],
-        serde_json::json!(["MEDIUM", "HIGH", "CRITICAL"])
+        run(&client, "viewer", None).await["viewer"]["role"],
+        "ADMIN"
     );
 
-    let (q, v) = example("delete-destination");
-    let deleted =
-        client.query(&q, with_id(v, id)).await.data()["deleteDestination"]["deletedId"].clone();
-    assert_eq!(deleted, id);
+    let created =
+        run(&client, "create-destination", None).await["createDestination"]["destination"].clone();
+    assert_eq!(created["displayName"], "SOC pager");
+    let (_, v) = example("update-destination");
+    let updated = run(
+        &client,
+        "update-destination",
+        Some(with(v, "DESTINATION_ID", &created["id"])),
+    )
+    .await;
+    assert_eq!(
+        updated["updateDestination"]["destination"]["enabled"],
+        false
+    );
+    let list = run(&client, "list-destinations", None).await["destinations"].clone();
+    assert_eq!(list["totalCount"], 1);
+
+    // A local receiver that fails every attempt of the first delivery, then recovers.
+    let receiver = Receiver::start().await;
+    receiver.queue(std::iter::repeat_n(Reply::status(500, "not yet"), 11));
+    receiver.always(Reply::status(200, "success"));
+    let local = client
+        .query(
+            "mutation($u: String!) { createDestination(input: {displayName: \"Local\", url: $u}) { destination { id } } }",
+            json!({"u": receiver.url}),
+        )
+        .await
+        .data()["createDestination"]["destination"]["id"]
+        .clone();
+
+    let sent = run(&client, "send-alert", None).await["sendAlert"].clone();
+    assert_eq!(
+        sent["deliveries"].as_array().unwrap().len(),
+        1,
+        "the disabled example destination gets nothing"
+    );
+    assert_eq!(sent["deliveries"][0]["label"], "Local");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let f = run(&client, "failed-deliveries", None).await["deliveries"].clone();
+        if f["totalCount"] == 1 {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "the delivery never failed: {f}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let node = &failed["edges"][0]["node"];
+    assert_eq!(node["attemptCount"], 11);
+    assert_eq!(node["attempts"].as_array().unwrap().len(), 11);
+
+    // Watch live while re-sending and testing.
+    let mut ws = {
+        let mut req = format!("{}/graphql/ws", server.base_url.replace("http", "ws"))
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    };
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let (watch, _) = example("watch-deliveries");
+    let sub = json!({"id": "w", "type": "subscribe", "payload": {"query": watch}});
+    ws.send(Message::Text(sub.to_string().into()))
+        .await
+        .unwrap();
+
+    let (_, v) = example("resend-delivery");
+    let resent = run(
+        &client,
+        "resend-delivery",
+        Some(with(v, "DELIVERY_ID", &node["id"])),
+    )
+    .await["resendDelivery"]["delivery"]
+        .clone();
+    assert_eq!(resent["resendOf"], node["id"]);
+
+    let (_, v) = example("send-test-alert");
+    let tested = run(
+        &client,
+        "send-test-alert",
+        Some(with(v, "DESTINATION_ID", &local)),
+    )
+    .await["sendTestAlert"]["delivery"]
+        .clone();
+    assert_eq!(tested["state"], "SUCCEEDED");
+    assert_eq!(tested["responseBody"], "success");
+
+    let mut seen_resend_success = false;
+    while !seen_resend_success {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("an update within 20 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "next" {
+                let d = &v["payload"]["data"]["deliveryUpdated"];
+                seen_resend_success = d["id"] == resent["id"] && d["state"] == "SUCCEEDED";
+            }
+        }
+    }
+
+    let (_, v) = example("delete-destination");
+    let deleted = run(
+        &client,
+        "delete-destination",
+        Some(with(v, "DESTINATION_ID", &created["id"])),
+    )
+    .await;
+    assert_eq!(deleted["deleteDestination"]["deletedId"], created["id"]);
 }
 
 herald_testkit::on_both_backends!(readme_examples_run);
+
+#[test]
+fn every_example_is_run_by_this_test() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/graphql");
+    let this = include_str!("examples.rs");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(stem) = name.strip_suffix(".graphql") {
+            assert!(
+                this.contains(&format!("\"{stem}\"")),
+                "examples/graphql/{name} is not run"
+            );
+        }
+    }
+}
