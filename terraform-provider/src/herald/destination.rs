@@ -201,34 +201,77 @@ fn check_headers(headers: &BTreeMap<String, Value>, attr: &str, diags: &mut Diag
     }
 }
 
-fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_elements().map(|items| {
-        items
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    })
+/// What a plan or a state asks of Herald, typed. At apply time every attribute the
+/// configuration owns is known, and a prior state is known throughout.
+#[derive(PartialEq)]
+struct Spec {
+    display_name: String,
+    url: String,
+    severities: Vec<Severity>,
+    alert_types: Vec<AlertType>,
+    custom_headers: Option<BTreeMap<String, String>>,
+    enabled: bool,
+    wo_version: Option<f64>,
 }
 
-/// Enum sets are sent in Herald's order so that requests are deterministic.
-fn ordered<E: WireEnum>(v: &Value) -> Option<Vec<String>> {
-    let given = strings(v)?;
-    Some(
-        E::ALL
-            .iter()
-            .map(|e| e.as_str())
-            .filter(|s| given.iter().any(|g| g == s))
-            .map(str::to_owned)
-            .collect(),
-    )
+impl Spec {
+    fn from_value(v: &Value) -> Result<Spec, Diagnostics> {
+        Ok(Spec {
+            display_name: v.attr("display_name")?,
+            url: v.attr("url")?,
+            severities: wire_enums(v, "severities")?,
+            alert_types: wire_enums(v, "alert_types")?,
+            custom_headers: v.attr("custom_headers")?,
+            enabled: v.attr("enabled")?,
+            wo_version: v.attr("custom_headers_wo_version")?,
+        })
+    }
 }
 
-fn headers(v: &Value) -> Option<Vec<(String, String)>> {
-    v.as_map().map(|m| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-            .collect()
-    })
+/// A set of enum names, in Herald's order so that requests are deterministic.
+fn wire_enums<E: WireEnum>(v: &Value, attr: &str) -> Result<Vec<E>, Diagnostics> {
+    let names: Vec<String> = v.attr(attr)?;
+    let parsed = names
+        .iter()
+        .map(|n| E::parse_wire(n))
+        .collect::<Result<Vec<E>, _>>()
+        .map_err(|e| {
+            Diagnostic::error(format!("Invalid {attr} value"), e.to_string())
+                .at(AttrPath::root(attr))
+        })?;
+    Ok(E::normalize(&parsed))
+}
+
+fn wire_names<E: WireEnum>(values: &[E]) -> Vec<String> {
+    values.iter().map(|v| v.as_str().to_owned()).collect()
+}
+
+/// Header name and value pairs, in the order sent.
+type HeaderList = Vec<(String, String)>;
+
+/// The headers a write sends: the write-only attribute's when the configuration uses it, else
+/// the plan's. Names come along so Herald's positional errors can be mapped back to map keys.
+fn outgoing_headers(
+    spec: &Spec,
+    config: &Value,
+) -> Result<(SentHeaders, Option<HeaderList>), Diagnostics> {
+    let write_only: Option<BTreeMap<String, String>> = config.attr("custom_headers_wo")?;
+    let (attr, map) = match write_only {
+        Some(m) => ("custom_headers_wo", Some(m)),
+        None => ("custom_headers", spec.custom_headers.clone()),
+    };
+    let list: Option<HeaderList> = map.map(|m| m.into_iter().collect());
+    let names = list
+        .iter()
+        .flatten()
+        .map(|(name, _)| name.clone())
+        .collect();
+    Ok((SentHeaders { attr, names }, list))
+}
+
+/// `Some(new)` when it differs from `old`: update sends only what changed.
+fn changed<T: PartialEq + Clone>(old: &T, new: &T) -> Option<T> {
+    (old != new).then(|| new.clone())
 }
 
 /// The state for a destination. `headers_like` is the custom_headers value the state replaces:
@@ -276,24 +319,6 @@ pub fn state(d: &Destination, headers_like: &Value) -> Value {
         ("created_at", Value::string(d.created_at.clone())),
         ("updated_at", Value::string(d.updated_at.clone())),
     ])
-}
-
-/// The headers a create or update sends, from the write-only attribute when the configuration
-/// uses it, else from the plan; `None` when neither has any.
-fn headers_to_send(
-    planned: &Value,
-    config: &Value,
-) -> (SentHeaders, Option<Vec<(String, String)>>) {
-    let (attr, source) = match config.get("custom_headers_wo") {
-        wo @ Value::Map(_) => ("custom_headers_wo", wo),
-        _ => ("custom_headers", planned.get("custom_headers")),
-    };
-    let list = headers(source);
-    let names = list
-        .as_ref()
-        .map(|l| l.iter().map(|(n, _)| n.clone()).collect())
-        .unwrap_or_default();
-    (SentHeaders { attr, names }, list)
 }
 
 /// The state after a create or update: the attributes only the configuration knows (header
@@ -346,14 +371,15 @@ impl Resource<Herald> for DestinationResource {
         config: &Value,
     ) -> Result<Value, Diagnostics> {
         let api = herald.api()?;
-        let (sent, custom_headers) = headers_to_send(planned, config);
+        let spec = Spec::from_value(planned)?;
+        let (sent, custom_headers) = outgoing_headers(&spec, config)?;
         let input = DestinationInput {
-            display_name: planned.get("display_name").as_str().map(str::to_owned),
-            url: planned.get("url").as_str().map(str::to_owned),
-            severities: ordered::<Severity>(planned.get("severities")),
-            alert_types: ordered::<AlertType>(planned.get("alert_types")),
+            display_name: Some(spec.display_name),
+            url: Some(spec.url),
+            severities: Some(wire_names(&spec.severities)),
+            alert_types: Some(wire_names(&spec.alert_types)),
             custom_headers,
-            enabled: planned.get("enabled").as_bool(),
+            enabled: Some(spec.enabled),
         };
         let created = api
             .create(input)
@@ -398,28 +424,19 @@ impl Resource<Herald> for DestinationResource {
     ) -> Result<Value, Diagnostics> {
         let api = herald.api()?;
         let id = id_of(prior)?;
-        let changed = |attr: &str| planned.get(attr) != prior.get(attr);
-        let mut input = DestinationInput::default();
-        if changed("display_name") {
-            input.display_name = planned.get("display_name").as_str().map(str::to_owned);
-        }
-        if changed("url") {
-            input.url = planned.get("url").as_str().map(str::to_owned);
-        }
-        if changed("severities") {
-            input.severities = ordered::<Severity>(planned.get("severities"));
-        }
-        if changed("alert_types") {
-            input.alert_types = ordered::<AlertType>(planned.get("alert_types"));
-        }
-        let (sent, custom_headers) = headers_to_send(planned, config);
-        if changed("custom_headers") || changed("custom_headers_wo_version") {
-            // None means "no headers": send the empty list so Herald clears them.
-            input.custom_headers = Some(custom_headers.unwrap_or_default());
-        }
-        if changed("enabled") {
-            input.enabled = planned.get("enabled").as_bool();
-        }
+        let (before, after) = (Spec::from_value(prior)?, Spec::from_value(planned)?);
+        let (sent, custom_headers) = outgoing_headers(&after, config)?;
+        let headers_changed =
+            before.custom_headers != after.custom_headers || before.wo_version != after.wo_version;
+        let input = DestinationInput {
+            display_name: changed(&before.display_name, &after.display_name),
+            url: changed(&before.url, &after.url),
+            severities: changed(&before.severities, &after.severities).map(|v| wire_names(&v)),
+            alert_types: changed(&before.alert_types, &after.alert_types).map(|v| wire_names(&v)),
+            // No headers is sent as the empty list, which clears them.
+            custom_headers: headers_changed.then(|| custom_headers.unwrap_or_default()),
+            enabled: changed(&before.enabled, &after.enabled),
+        };
         let updated = api
             .update(id, input)
             .await

@@ -18,4 +18,4 @@ pub use framework::{DataSource, Plan, Provider, Resource};
 pub use plugin::{ServeError, ServeOptions, serve};
 pub use schema::{Attribute, Mode, Schema};
 pub use types::Type;
-pub use value::Value;
+pub use value::{FromValue, Value};

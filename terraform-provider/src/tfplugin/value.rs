@@ -9,6 +9,7 @@ use std::io::Cursor;
 
 use rmpv::Value as Mp;
 
+use super::diag::{AttrPath, Diagnostic, Diagnostics};
 use super::types::Type;
 
 /// cty's extension code for an unknown value with refinements; any other code is a plain unknown.
@@ -301,6 +302,20 @@ impl Value {
         }
     }
 
+    /// An object attribute as a Rust value. Errors (unknown, wrong type) point at the attribute,
+    /// so a resource can use `?` on values Terraform guarantees known, such as configuration
+    /// values at apply time.
+    pub fn attr<T: FromValue>(&self, name: &str) -> Result<T, Diagnostics> {
+        T::from_value(self.get(name)).map_err(|why| {
+            Diagnostic::error(
+                format!("Unexpected value for {name}"),
+                format!("{why}; this is a bug in the provider."),
+            )
+            .at(AttrPath::root(name))
+            .into()
+        })
+    }
+
     pub fn from_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, ValueError> {
         let mp = rmpv::decode::read_value(&mut Cursor::new(bytes))
             .map_err(|e| ValueError::Msgpack(e.to_string()))?;
@@ -507,6 +522,78 @@ impl Value {
     }
 }
 
+/// Conversion from a known [`Value`]. `Option` maps null to `None`; unknown is always an error.
+pub trait FromValue: Sized {
+    fn from_value(v: &Value) -> Result<Self, String>;
+}
+
+fn expected<T>(what: &str, v: &Value) -> Result<T, String> {
+    Err(match v {
+        Value::Unknown(_) => format!("expected {what}, got a value not known yet"),
+        Value::Null => format!("expected {what}, got null"),
+        _ => format!("expected {what}"),
+    })
+}
+
+impl FromValue for String {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        v.as_str()
+            .map(str::to_owned)
+            .map_or_else(|| expected("a string", v), Ok)
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        v.as_bool().map_or_else(|| expected("a bool", v), Ok)
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Number(n) => Ok(as_f64(*n)),
+            _ => expected("a number", v),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Null => Ok(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+/// Lists and sets.
+impl<T: FromValue> FromValue for Vec<T> {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        match v.as_elements() {
+            Some(items) => items.iter().map(T::from_value).collect(),
+            None => expected("a list or set", v),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for BTreeMap<String, T> {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        match v.as_map() {
+            Some(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        T::from_value(v).map_err(|e| format!("[{k:?}]: {e}"))?,
+                    ))
+                })
+                .collect(),
+            None => expected("a map", v),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,6 +750,31 @@ mod tests {
                 expected: "\"bool\"".into()
             }
         );
+    }
+
+    #[test]
+    fn typed_attributes() {
+        let v = Value::object([
+            ("name", Value::string("a")),
+            ("tags", Value::set_of_strings(["x", "y"])),
+            ("note", Value::Null),
+            ("later", Value::unknown()),
+            (
+                "headers",
+                Value::Map(BTreeMap::from([("K".into(), Value::string("v"))])),
+            ),
+        ]);
+        assert_eq!(v.attr::<String>("name").unwrap(), "a");
+        assert_eq!(v.attr::<Vec<String>>("tags").unwrap().len(), 2);
+        assert_eq!(v.attr::<Option<String>>("note").unwrap(), None);
+        assert_eq!(
+            v.attr::<BTreeMap<String, String>>("headers").unwrap()["K"],
+            "v"
+        );
+        let err = v.attr::<String>("later").unwrap_err();
+        assert_eq!(err.0[0].path, Some(AttrPath::root("later")));
+        assert!(err.0[0].detail.contains("not known yet"));
+        assert!(v.attr::<bool>("name").is_err());
     }
 
     #[test]
