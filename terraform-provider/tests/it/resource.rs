@@ -403,3 +403,51 @@ resource "herald_destination" "dup" {
         r.stderr
     );
 }
+
+#[test]
+fn installs_from_a_filesystem_mirror_like_a_registry_provider() {
+    let herald = Herald::start();
+    let tf = Tf::new(Some(&herald));
+    let version = env!("CARGO_PKG_VERSION");
+    let mirror = tf.dir.path().join("mirror");
+    let platform = mirror.join(format!(
+        "registry.terraform.io/herald/herald/{version}/linux_amd64"
+    ));
+    std::fs::create_dir_all(&platform).unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_terraform-provider-herald"),
+        platform.join(format!("terraform-provider-herald_v{version}")),
+    )
+    .unwrap();
+    // This CLI configuration replaces the dev_overrides one the harness wrote.
+    std::fs::write(
+        tf.dir.path().join("terraform.rc"),
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n    include = [\"herald/herald\"]\n  }}\n}}\ndisable_checkpoint = true\n",
+            mirror.display()
+        ),
+    )
+    .unwrap();
+    tf.config(
+        r#"
+resource "herald_destination" "m" {
+  display_name = "mirrored"
+  url          = "https://hooks.example.com/m"
+}
+"#,
+    );
+    let init = tf.ok(&["init", "-input=false"]);
+    assert!(
+        init.stdout
+            .contains(&format!("Installed herald/herald v{version}")),
+        "{}",
+        init.all()
+    );
+    assert!(tf.dir.path().join(".terraform.lock.hcl").exists());
+    tf.apply();
+    tf.assert_empty_plan();
+    assert_eq!(
+        herald.destination_named("mirrored")["url"],
+        "https://hooks.example.com/m"
+    );
+}
