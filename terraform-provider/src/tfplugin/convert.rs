@@ -108,3 +108,96 @@ pub fn encode(v: &Value, ty: &Type) -> pb::DynamicValue {
         json: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tfplugin::schema::Attribute;
+
+    #[test]
+    fn schemas_carry_modes_types_and_nesting() {
+        let s = Schema::new(
+            "doc",
+            vec![
+                Attribute::computed("id", Type::String, "the id"),
+                Attribute::optional_computed("tags", Type::set(Type::String), ""),
+                Attribute::optional("secret", Type::String, "")
+                    .sensitive()
+                    .write_only(),
+                Attribute::nested_list(
+                    "items",
+                    Mode::Computed,
+                    vec![Attribute::computed("n", Type::Number, "")],
+                    "",
+                ),
+            ],
+        );
+        let block = schema(&s).block.unwrap();
+        let by_name = |n: &str| {
+            block
+                .attributes
+                .iter()
+                .find(|a| a.name == n)
+                .unwrap()
+                .clone()
+        };
+        let id = by_name("id");
+        assert!(id.computed && !id.optional && !id.required);
+        assert_eq!(id.r#type, br#""string""#);
+        let tags = by_name("tags");
+        assert!(tags.computed && tags.optional);
+        assert_eq!(tags.r#type, br#"["set","string"]"#);
+        let secret = by_name("secret");
+        assert!(secret.sensitive && secret.write_only);
+        let items = by_name("items");
+        assert!(
+            items.r#type.is_empty(),
+            "nested attributes are typed by nested_type alone"
+        );
+        let nested = items.nested_type.unwrap();
+        assert_eq!(nested.nesting, pb::schema::object::NestingMode::List as i32);
+        assert_eq!(nested.attributes[0].name, "n");
+        assert_eq!(block.description_kind, pb::StringKind::Markdown as i32);
+    }
+
+    #[test]
+    fn diagnostics_carry_severity_and_path_steps() {
+        use pb::attribute_path::step::Selector;
+        let d = Diagnostics::from(
+            Diagnostic::warning("w", "detail")
+                .at(AttrPath::root("custom_headers").key("X-A").index(2)),
+        );
+        let out = diagnostics(d);
+        assert_eq!(out[0].severity, pb::diagnostic::Severity::Warning as i32);
+        let steps: Vec<_> = out[0]
+            .attribute
+            .as_ref()
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.selector.clone().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                Selector::AttributeName("custom_headers".into()),
+                Selector::ElementKeyString("X-A".into()),
+                Selector::ElementKeyInt(2),
+            ]
+        );
+    }
+
+    #[test]
+    fn dynamic_values_decode_from_msgpack_or_json() {
+        let ty = Type::Object([("a".to_string(), Type::String)].into());
+        let v = Value::object([("a", Value::string("x"))]);
+        let from_mp = decode(Some(&encode(&v, &ty)), &ty).unwrap();
+        assert_eq!(from_mp, v);
+        let json = pb::DynamicValue {
+            msgpack: Vec::new(),
+            json: br#"{"a":"x"}"#.to_vec(),
+        };
+        assert_eq!(decode(Some(&json), &ty).unwrap(), v);
+        assert!(decode(None, &ty).unwrap().is_null());
+    }
+}

@@ -290,3 +290,15 @@ resource "herald_destination" "d" {{
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn refuses_terraform_that_offers_no_protocol_6() {
+    let out = Command::new(env!("CARGO_BIN_EXE_terraform-provider-herald"))
+        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "4,5")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no handshake line");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("speaks only version 6"));
+}
