@@ -5,6 +5,6 @@ mod bench;
 mod docs;
 mod examples;
 mod harness;
-mod startup;
 mod resource;
+mod startup;
 mod validation;
