@@ -211,9 +211,19 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        // A destination's deliveries, newest first; and filtered by state (and counted per state).
         m.create_index(
             Index::create()
                 .name("deliveries_destination")
+                .table(Deliveries::Table)
+                .col(Deliveries::DestinationId)
+                .col(Deliveries::Id)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("deliveries_destination_state")
                 .table(Deliveries::Table)
                 .col(Deliveries::DestinationId)
                 .col(Deliveries::State)
