@@ -29,6 +29,7 @@ herald_testkit::on_both_backends!(
     retry_after_is_honoured,
     destination_lists_its_deliveries_and_counts,
     a_node_receiver_verifies_with_svix_and_standardwebhooks,
+    a_slow_destination_does_not_delay_the_others,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -818,4 +819,40 @@ async fn a_node_receiver_verifies_with_svix_and_standardwebhooks(backend: Backen
         .await;
     let d = app.wait_final(&sent["deliveries"][0]["id"]).await;
     assert_eq!(d["responseBody"], "success", "{d:#}");
+}
+
+async fn a_slow_destination_does_not_delay_the_others(backend: Backend) {
+    let mut dispatch = test_dispatch();
+    dispatch.delivery_timeout = Duration::from_secs(30);
+    dispatch.max_in_flight = 16;
+    dispatch.max_in_flight_per_destination = 4;
+    let app = TestApp::spawn_with(backend, dispatch).await;
+    let slow = Receiver::start().await;
+    // Generous bounds: this is about waiting behind a 15 s request, not about speed.
+    slow.always(Reply::ok().delayed(Duration::from_secs(15)));
+    let fast = Receiver::start().await;
+    destination_for(&app, "Slow", &slow, json!({})).await;
+    destination_for(&app, "Fast", &fast, json!({})).await;
+    let alerts: Vec<Value> = (0..40)
+        .map(|i| json!({"detectionId": "d", "title": format!("t{i}"), "severity": "HIGH"}))
+        .collect();
+    let started = std::time::Instant::now();
+    app.admin
+        .query(
+            "mutation($a: [SendAlertInput!]!) { sendAlerts(input: {alerts: $a}) { results { alert { id } } } }",
+            json!({"a": alerts}),
+        )
+        .await
+        .data();
+    fast.wait_for(40, Duration::from_secs(10)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the fast destination waited {took:?} behind the slow one"
+    );
+    assert!(
+        slow.count() <= 4,
+        "at most 4 requests in flight to one destination, saw {}",
+        slow.count()
+    );
 }
