@@ -27,13 +27,16 @@ pub fn free_port() -> u16 {
 }
 
 /// The workspace's target directory, found from the running test binary
-/// (`target/<profile>/deps/<test>`), so it is right whatever `CARGO_TARGET_DIR` says.
+/// or benchmark binary, so it is right whatever `CARGO_TARGET_DIR` says.
 pub fn target_profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf()
+    let dir = exe.parent().expect("the executable has a directory");
+    // Test binaries live in target/<profile>/deps, other binaries in target/<profile>.
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("deps has a parent").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// The built `herald` binary (`HERALD_BIN` overrides).

@@ -17,7 +17,9 @@ fn read(rel: &str) -> String {
 fn the_complete_example_applies_and_destroys() {
     let herald = Herald::start();
     let tf = Tf::new(Some(&herald));
-    tf.file("main.tf", &read("complete/main.tf"));
+    // The complete configuration lives in the repository's examples/terraform/.
+    let complete = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/terraform/main.tf");
+    tf.file("main.tf", &std::fs::read_to_string(complete).unwrap());
     let out = tf.apply();
     assert!(out.stdout.contains("5 added"), "{}", out.stdout);
     assert!(
