@@ -23,8 +23,6 @@ use crate::store::{Store, StoreError, now};
 
 /// Deliveries claimed per query.
 const CLAIM_BATCH: usize = 256;
-/// Claimed-but-waiting deliveries a destination may hold, in multiples of its request slots.
-const BACKLOG_FACTOR: usize = 4;
 /// Results written per transaction, at most.
 const RECORD_BATCH: usize = 512;
 
@@ -74,11 +72,10 @@ impl Inner {
         }
     }
 
-    /// Destinations with enough claimed work to keep their request slots busy for a while: they sit
-    /// out the next claims. The backlog is a few times the slots, so a fast destination's pipeline
-    /// never drains while the next batch is being claimed.
+    /// Destinations with as much claimed work as they have request slots sit out the next claims,
+    /// so a slow destination cannot fill the process's capacity with work that only waits.
     fn saturated_destinations(&self) -> Vec<String> {
-        let limit = self.config.max_in_flight_per_destination as usize * BACKLOG_FACTOR;
+        let limit = self.config.max_in_flight_per_destination as usize;
         self.per_destination
             .lock()
             .expect("slots lock")
