@@ -99,13 +99,27 @@ impl Inner {
         slot.requests.clone()
     }
 
+    /// Called when a claimed delivery is finished (its permit already dropped). Wakes the claim
+    /// loop only when that can lead to a claim: a saturated destination has room again, or a good
+    /// part of the overall capacity is free. Waking on every finished delivery would cost two
+    /// queries per delivery that claim nothing.
     fn release_slot(&self, destination: &str) {
-        let mut slots = self.per_destination.lock().expect("slots lock");
-        if let Some(slot) = slots.get_mut(destination) {
-            slot.claimed -= 1;
-            if slot.claimed == 0 {
-                slots.remove(destination);
+        let limit = self.config.max_in_flight_per_destination as usize;
+        let mut unsaturated = false;
+        {
+            let mut slots = self.per_destination.lock().expect("slots lock");
+            if let Some(slot) = slots.get_mut(destination) {
+                unsaturated = slot.claimed == limit;
+                slot.claimed -= 1;
+                if slot.claimed == 0 {
+                    slots.remove(destination);
+                }
             }
+        }
+        let free = self.global.available_permits();
+        let worth_a_claim = (self.config.max_in_flight as usize / 4).clamp(1, CLAIM_BATCH);
+        if unsaturated || free == worth_a_claim {
+            self.capacity_freed.notify_one();
         }
     }
 
@@ -136,6 +150,9 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
         if free == 0 {
             tokio::select! {
                 _ = inner.capacity_freed.notified() => {}
+                // A safety net: the wake-up is sent on crossing a threshold, which two tasks
+                // finishing at once can step over.
+                _ = tokio::time::sleep(inner.config.poll_interval) => {}
                 _ = shutdown.cancelled() => {}
             }
             continue;
@@ -193,7 +210,6 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 let destination_id = c.delivery.destination_id.clone();
                 run_one(&inner, c, target, slot, permit).await;
                 inner.release_slot(&destination_id);
-                inner.capacity_freed.notify_one();
             });
         }
     }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use herald_domain::{AlertType, Severity};
+use sea_orm::entity::TryIntoModel;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -148,21 +149,23 @@ async fn accept_once(
 
     let mut new_alerts = Vec::new();
     let mut new_deliveries = Vec::new();
-    let mut fresh: HashSet<String> = HashSet::new();
+    // Results of the alerts this call stores, built from the rows it writes: reading them back
+    // would cost two queries per alert.
+    let mut fresh: HashMap<String, Accepted> = HashMap::new();
     for incoming in batch {
         let id = &incoming.payload.alert_id;
-        if known.contains_key(id) || !fresh.insert(id.clone()) {
+        if known.contains_key(id) || fresh.contains_key(id) {
             continue;
         }
         let routed = routing::route(&incoming.routing, &targets);
+        let p = &incoming.payload;
         let stored = StoredRouting {
             dynamic_severity: incoming.routing.dynamic_severity,
             destination_overrides: incoming.routing.destination_overrides.clone(),
             dynamic_destinations: incoming.routing.dynamic_destinations.clone(),
-            warnings: routed.warnings,
+            warnings: routed.warnings.clone(),
         };
-        let p = &incoming.payload;
-        new_alerts.push(alert::ActiveModel {
+        let row = alert::ActiveModel {
             id: Set(id.clone()),
             detection_id: Set(p.id.clone()),
             title: Set(p.title.clone()),
@@ -172,19 +175,23 @@ async fn accept_once(
             received_at: Set(at),
             body: Set(p.to_bytes()),
             routing: Set(serde_json::to_string(&stored).expect("routing serializes")),
-        });
+        };
+        let mut accepted = Accepted {
+            alert: Alert::try_from(row.clone().try_into_model()?)?,
+            deliveries: Vec::with_capacity(routed.destinations.len()),
+            warnings: routed.warnings,
+            duplicate: false,
+        };
+        new_alerts.push(row);
         for dest in routed.destinations {
             let label = labels.get(dest.as_str()).copied().unwrap_or_default();
-            new_deliveries.push(deliveries::new_row(
-                id,
-                &dest,
-                label,
-                ids::webhook(),
-                None,
-                false,
-                at,
-            ));
+            let row = deliveries::new_row(id, &dest, label, ids::webhook(), None, false, at);
+            accepted
+                .deliveries
+                .push(Delivery::try_from(row.clone().try_into_model()?)?);
+            new_deliveries.push(row);
         }
+        fresh.insert(id.clone(), accepted);
     }
     // Alert rows are wide (the body); fewer per statement.
     for chunk in new_alerts.chunks(100) {
@@ -195,11 +202,18 @@ async fn accept_once(
     deliveries::insert_rows(&txn, new_deliveries).await?;
 
     let mut results = Vec::with_capacity(batch.len());
-    let mut seen_in_batch = HashSet::new();
+    let mut answered = HashSet::new();
     for incoming in batch {
         let id = &incoming.payload.alert_id;
-        let duplicate = known.contains_key(id) || !seen_in_batch.insert(id.clone());
-        results.push(load_accepted(&txn, id, duplicate).await?);
+        let first_time = answered.insert(id.clone());
+        let result = match fresh.get(id) {
+            Some(a) => Accepted {
+                duplicate: !first_time,
+                ..a.clone()
+            },
+            None => load_accepted(&txn, id, true).await?,
+        };
+        results.push(result);
     }
     txn.commit().await?;
     Ok(results)

@@ -426,6 +426,9 @@ pub struct Outcome {
 /// Writes a batch of attempt results in one transaction. A result whose lease was lost meanwhile
 /// (the destination was deleted, or the lease expired and another worker took over) is dropped.
 /// Returns the deliveries as they now stand.
+///
+/// One `UPDATE … FROM (VALUES …)` per chunk rather than one statement per delivery: on SQLite every
+/// statement is a round trip to the connection's thread, and that, not SQLite, was the cost.
 pub async fn record_outcomes(
     db: &DatabaseConnection,
     worker: &str,
@@ -434,57 +437,77 @@ pub async fn record_outcomes(
     if outcomes.is_empty() {
         return Ok(Vec::new());
     }
+    let backend = db.get_database_backend();
     let txn = super::begin_write(db).await?;
     let at = now();
-    let mut recorded = Vec::with_capacity(outcomes.len());
-    let mut attempt_rows = Vec::with_capacity(outcomes.len());
-    for o in outcomes {
-        let a = &o.attempt;
-        let res = delivery::Entity::update_many()
-            .col_expr(delivery::Column::State, Expr::value(o.state.as_str()))
-            .col_expr(delivery::Column::AttemptCount, Expr::value(a.number))
-            .col_expr(
-                delivery::Column::NextAttemptAt,
-                Expr::value(o.next_attempt_at),
-            )
-            .col_expr(
-                delivery::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                delivery::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(delivery::Column::StatusCode, Expr::value(a.status_code))
-            .col_expr(
-                delivery::Column::ResponseBody,
-                Expr::value(a.response_body.clone()),
-            )
-            .col_expr(delivery::Column::Message, Expr::value(o.message.clone()))
-            .col_expr(delivery::Column::DispatchedAt, Expr::value(a.started_at))
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
-            .filter(delivery::Column::Id.eq(o.delivery_id.as_str()))
-            .filter(delivery::Column::LeaseOwner.eq(worker))
-            .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
-            .exec(&txn)
-            .await?;
-        if res.rows_affected == 0 {
-            continue;
+    let mut updated = Vec::with_capacity(outcomes.len());
+    // 8 parameters a row, 2 more for the statement: far below both databases' limits.
+    for chunk in outcomes.chunks(RECORD_CHUNK) {
+        let mut values: Vec<Value> = vec![worker.into(), at.into()];
+        let mut rows = Vec::with_capacity(chunk.len());
+        for o in chunk {
+            let n = values.len();
+            rows.push(format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7,
+                n + 8
+            ));
+            values.extend([
+                o.delivery_id.as_str().into(),
+                o.state.as_str().into(),
+                o.attempt.number.into(),
+                o.next_attempt_at.into(),
+                o.attempt.status_code.into(),
+                o.attempt.response_body.clone().into(),
+                o.message.clone().into(),
+                o.attempt.started_at.into(),
+            ]);
         }
-        recorded.push(o.delivery_id.clone());
-        attempt_rows.push(delivery_attempt::ActiveModel {
-            delivery_id: Set(o.delivery_id.clone()),
-            number: Set(a.number),
-            started_at: Set(a.started_at),
-            duration_ms: Set(a.duration_ms),
-            status_code: Set(a.status_code),
-            response_body: Set(a.response_body.clone()),
-            response_truncated: Set(a.response_truncated),
-            response_headers: Set(a.response_headers.as_ref().map(Json::to_string)),
-            error: Set(a.error.clone()),
-            ..Default::default()
-        });
+        // VALUES columns are column1…column8 on both databases.
+        let sql = format!(
+            "UPDATE deliveries SET state = v.column2, attempt_count = v.column3, \
+               next_attempt_at = v.column4, lease_owner = NULL, lease_expires_at = NULL, \
+               status_code = v.column5, response_body = v.column6, message = v.column7, \
+               dispatched_at = v.column8, updated_at = $2 \
+             FROM (VALUES {}) AS v \
+             WHERE deliveries.id = v.column1 AND deliveries.lease_owner = $1 \
+               AND deliveries.state IN {OPEN_STATES} \
+             RETURNING {DELIVERY_COLUMNS}",
+            rows.join(", ")
+        );
+        let models = delivery::Model::find_by_statement(Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .all(&txn)
+        .await?;
+        updated.extend(models);
     }
+    let recorded: std::collections::HashSet<&str> = updated.iter().map(|m| m.id.as_str()).collect();
+    let attempt_rows: Vec<_> = outcomes
+        .iter()
+        .filter(|o| recorded.contains(o.delivery_id.as_str()))
+        .map(|o| {
+            let a = &o.attempt;
+            delivery_attempt::ActiveModel {
+                delivery_id: Set(o.delivery_id.clone()),
+                number: Set(a.number),
+                started_at: Set(a.started_at),
+                duration_ms: Set(a.duration_ms),
+                status_code: Set(a.status_code),
+                response_body: Set(a.response_body.clone()),
+                response_truncated: Set(a.response_truncated),
+                response_headers: Set(a.response_headers.as_ref().map(Json::to_string)),
+                error: Set(a.error.clone()),
+                ..Default::default()
+            }
+        })
+        .collect();
     for chunk in attempt_rows.chunks(INSERT_CHUNK) {
         delivery_attempt::Entity::insert_many(chunk.to_vec())
             .on_conflict(
@@ -498,10 +521,18 @@ pub async fn record_outcomes(
             .exec_without_returning(&txn)
             .await?;
     }
-    let updated = get_many(&txn, &recorded).await?;
     txn.commit().await?;
-    Ok(updated)
+    updated.into_iter().map(Delivery::try_from).collect()
 }
+
+/// Results per `UPDATE … FROM (VALUES …)`.
+const RECORD_CHUNK: usize = 256;
+
+/// Every column of `deliveries`, unqualified, for RETURNING clauses (SQLite's may only name the
+/// updated table's columns, and `*` would bring the VALUES columns along on PostgreSQL).
+const DELIVERY_COLUMNS: &str = "id, alert_id, destination_id, label, state, webhook_id, resend_of, \
+    test, attempt_count, next_attempt_at, lease_owner, lease_expires_at, status_code, \
+    response_body, message, created_at, dispatched_at, updated_at";
 
 /// The original delivery of an alert to a destination, if there is one.
 pub async fn original_for(
