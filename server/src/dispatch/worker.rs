@@ -100,8 +100,8 @@ impl Inner {
     }
 
     /// Called when a claimed delivery is finished (its permit already dropped). Wakes the claim
-    /// loop only when that can lead to a claim: a saturated destination has room again, or a good
-    /// part of the overall capacity is free. Waking on every finished delivery would cost two
+    /// loop only when that can lead to a useful claim: a saturated destination is half empty, or a
+    /// good part of the overall capacity is free. Waking on every finished delivery would cost two
     /// queries per delivery that claim nothing.
     fn release_slot(&self, destination: &str) {
         let limit = self.config.max_in_flight_per_destination as usize;
@@ -109,7 +109,9 @@ impl Inner {
         {
             let mut slots = self.per_destination.lock().expect("slots lock");
             if let Some(slot) = slots.get_mut(destination) {
-                unsaturated = slot.claimed == limit;
+                // Half-empty rather than one below the bound: a claim then brings a useful batch
+                // instead of one claim per finished delivery.
+                unsaturated = slot.claimed == (limit / 2).max(1);
                 slot.claimed -= 1;
                 if slot.claimed == 0 {
                     slots.remove(destination);
@@ -162,6 +164,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             inner.store.db(),
             &inner.worker_id,
             free,
+            inner.config.max_in_flight_per_destination as usize,
             inner.config.lease,
             &skip,
         )

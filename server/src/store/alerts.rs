@@ -81,9 +81,15 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
-/// Every destination, as routing sees it.
+/// Every destination, as routing sees it. On PostgreSQL the rows are held FOR SHARE until the
+/// alert commits, so a destination cannot be deleted between routing and the insert of its
+/// deliveries (SQLite's single writer gives the same for free).
 async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget>, StoreError> {
-    Ok(destination::Entity::find()
+    let mut select = destination::Entity::find();
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        select = select.lock_shared();
+    }
+    Ok(select
         .select_only()
         .columns([
             destination::Column::Id,

@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use serde_json::Value as Json;
 
-use super::entities::{alert, delivery, delivery_attempt};
+use super::entities::{alert, delivery, delivery_attempt, destination};
 use super::{Page, StoreError, ids, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -312,6 +312,9 @@ pub async fn counts_by_state(
     Ok(out)
 }
 
+/// Up to this many destinations are named in a claim; past it the claim excludes instead.
+const MAX_CLAIM_LIST: usize = 100;
+
 /// A claimed delivery with what an attempt needs: the exact body.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -319,8 +322,9 @@ pub struct Claimed {
     pub body: String,
 }
 
-/// Claims up to `limit` due deliveries for `worker`, skipping destinations in `skip_destinations`
-/// (those already at their in-flight bound) and disabled destinations, whose deliveries wait.
+/// Claims up to `limit` due deliveries for `worker`, at most `per_destination` of them for any one
+/// destination, skipping destinations in `skip_destinations` (those already at their in-flight
+/// bound) and disabled destinations, whose deliveries wait.
 ///
 /// The lease is the next attempt time itself: a claimed row's `next_attempt_at` moves to the end
 /// of the lease, so a worker that dies simply leaves rows that fall due again when the lease
@@ -329,26 +333,37 @@ pub async fn claim_due(
     db: &DatabaseConnection,
     worker: &str,
     limit: usize,
+    per_destination: usize,
     lease: Duration,
     skip_destinations: &[String],
 ) -> Result<Vec<Claimed>, StoreError> {
     let backend = db.get_database_backend();
     let at = now();
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    let txn = super::begin_write(db).await?;
+    let enabled: Vec<String> = destination::Entity::find()
+        .select_only()
+        .column(destination::Column::Id)
+        .filter(destination::Column::Enabled.eq(true))
+        .into_tuple::<String>()
+        .all(&txn)
+        .await?;
+    let eligible: Vec<&String> = enabled
+        .iter()
+        .filter(|d| !skip_destinations.contains(d))
+        .collect();
+    if eligible.is_empty() {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+    // $1 worker, $2 lease end, $3 now, $4 how many, $5 how many per destination.
     let mut values: Vec<Value> = vec![
         worker.into(),
         lease_end.into(),
         at.into(),
         (limit as i64).into(),
+        (per_destination as i64).into(),
     ];
-    let mut skip = String::new();
-    if !skip_destinations.is_empty() {
-        let placeholders: Vec<String> = (0..skip_destinations.len())
-            .map(|i| format!("${}", i + 5))
-            .collect();
-        skip = format!("AND destination_id NOT IN ({})", placeholders.join(", "));
-        values.extend(skip_destinations.iter().map(|d| Value::from(d.as_str())));
-    }
     // PostgreSQL: SKIP LOCKED lets replicas claim side by side without waiting on each other.
     // SQLite: one writer at a time, so the UPDATE with its subquery is atomic as it stands.
     let lock = if backend == DatabaseBackend::Postgres {
@@ -356,16 +371,52 @@ pub async fn claim_due(
     } else {
         ""
     };
+    let due = if eligible.len() <= MAX_CLAIM_LIST {
+        // One short index range per destination that may take work, each cut at what that
+        // destination may have in flight. Excluding the saturated ones instead would make every
+        // claim step over all of their due rows (with one busy receiver and a deep backlog, that
+        // scan was the dispatcher's main cost), and one claim could fill the process with a single
+        // slow destination's work.
+        let arms: Vec<String> = eligible
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                values.push(Value::from(d.as_str()));
+                format!(
+                    "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
+                     WHERE destination_id = ${} AND state IN {OPEN_STATES} AND next_attempt_at <= $3 \
+                     ORDER BY next_attempt_at LIMIT $5 {lock}) AS d{i}",
+                    values.len()
+                )
+            })
+            .collect();
+        format!(
+            "SELECT id FROM ({}) AS due ORDER BY next_attempt_at LIMIT $4",
+            arms.join(" UNION ALL ")
+        )
+    } else {
+        let placeholders: Vec<String> = skip_destinations
+            .iter()
+            .map(|d| {
+                values.push(Value::from(d.as_str()));
+                format!("${}", values.len())
+            })
+            .collect();
+        let skip = if placeholders.is_empty() {
+            String::new()
+        } else {
+            format!("AND destination_id NOT IN ({})", placeholders.join(", "))
+        };
+        format!(
+            "SELECT id FROM deliveries WHERE state IN {OPEN_STATES} AND next_attempt_at <= $3 {skip} \
+             AND destination_id NOT IN (SELECT id FROM destinations WHERE enabled = false) \
+             ORDER BY next_attempt_at LIMIT $4 {lock}"
+        )
+    };
     let sql = format!(
         "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2, next_attempt_at = $2 \
-         WHERE id IN ( \
-           SELECT id FROM deliveries \
-           WHERE state IN {OPEN_STATES} AND next_attempt_at <= $3 {skip} \
-             AND destination_id NOT IN (SELECT id FROM destinations WHERE enabled = false) \
-           ORDER BY next_attempt_at LIMIT $4 {lock}) \
-         RETURNING *"
+         WHERE id IN ({due}) RETURNING *"
     );
-    let txn = super::begin_write(db).await?;
     let claimed =
         delivery::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
             .all(&txn)
@@ -402,15 +453,29 @@ pub async fn claim_due(
 }
 
 /// The earliest time any unfinished delivery falls due, so an idle worker knows how long to sleep.
+/// The states are spelled out, not bound: only then can the partial queue index apply.
 pub async fn next_due(conn: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(delivery::Entity::find()
-        .select_only()
-        .column_as(delivery::Column::NextAttemptAt.min(), "next")
-        .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
-        .into_tuple::<Option<DateTime<Utc>>>()
-        .one(conn)
-        .await?
-        .flatten())
+    #[derive(FromQueryResult)]
+    struct Row {
+        next: Option<DateTime<Utc>>,
+    }
+    let backend = conn.get_database_backend();
+    // Without statistics SQLite prefers the (state, id) index and reads every open delivery to
+    // find the minimum; named, the partial queue index answers from its first entry.
+    let index = if backend == DatabaseBackend::Sqlite {
+        "INDEXED BY deliveries_due"
+    } else {
+        ""
+    };
+    let row = Row::find_by_statement(Statement::from_string(
+        backend,
+        format!(
+            "SELECT MIN(next_attempt_at) AS next FROM deliveries {index} WHERE state IN {OPEN_STATES}"
+        ),
+    ))
+    .one(conn)
+    .await?;
+    Ok(row.and_then(|r| r.next))
 }
 
 /// What one attempt did to its delivery.

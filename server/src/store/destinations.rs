@@ -286,6 +286,11 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
     let txn = super::begin_write(db).await?;
     let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
     let at = now();
+    // The row goes first: on PostgreSQL this waits for any alert transaction that routed to the
+    // destination (it holds the row FOR SHARE), so the next statement sees its deliveries too.
+    destination::Entity::delete_by_id(id.to_owned())
+        .exec(&txn)
+        .await?;
     delivery::Entity::update_many()
         .col_expr(delivery::Column::State, Expr::value("FAILED"))
         .col_expr(
@@ -299,9 +304,6 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
         .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
         .filter(delivery::Column::DestinationId.eq(id))
         .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
-        .exec(&txn)
-        .await?;
-    destination::Entity::delete_by_id(id.to_owned())
         .exec(&txn)
         .await?;
     let deleted = Destination::try_from(current)?;

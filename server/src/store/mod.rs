@@ -84,6 +84,8 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    // Keep more pages per connection: the queue's hot pages are read constantly.
+                    .pragma("cache_size", "-16384")
             });
         }
         let db = Database::connect(opts).await.map_err(StoreError::Connect)?;

@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         .env("HERALD_DATABASE_URL", &db)
         .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("HERALD_")))
         .stdout(Stdio::null())
         .spawn()?;
     let base = format!("http://127.0.0.1:{port}");

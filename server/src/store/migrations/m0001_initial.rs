@@ -249,6 +249,12 @@ impl MigrationTrait for Migration {
              WHERE state IN ('PENDING', 'RETRYING')",
         )
         .await?;
+        // Claims name the destinations they may take work for: one range per destination.
+        db.execute_unprepared(
+            "CREATE INDEX deliveries_due_by_destination ON deliveries (destination_id, next_attempt_at) \
+             WHERE state IN ('PENDING', 'RETRYING')",
+        )
+        .await?;
         // One original delivery per alert and destination; re-sends and test alerts are extra rows.
         db.execute_unprepared(
             "CREATE UNIQUE INDEX deliveries_alert_destination ON deliveries (alert_id, destination_id) \
