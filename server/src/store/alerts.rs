@@ -13,7 +13,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::deliveries::{self, Delivery, INSERT_CHUNK};
-use super::entities::{alert, destination};
+use super::entities::{alert, delivery, destination};
 use super::error::is_unique_violation;
 use super::{Page, StoreError, ids, now};
 use crate::dispatch::payload::PantherPayload;
@@ -251,12 +251,15 @@ async fn load_accepted(
     })
 }
 
-/// Stores an alert with no routing (the synchronous test alert) and its one delivery.
+/// Stores an alert with no routing (the synchronous test alert) and its one delivery, already
+/// leased to `worker`: the caller sends it at once, and the queue must not send it as well.
 pub async fn insert_test(
     db: &DatabaseConnection,
     payload: &PantherPayload,
     destination_id: &str,
     label: &str,
+    worker: &str,
+    lease: std::time::Duration,
 ) -> Result<(Alert, Delivery), StoreError> {
     let txn = super::begin_write(db).await?;
     let at = now();
@@ -273,18 +276,24 @@ pub async fn insert_test(
     })
     .exec_with_returning(&txn)
     .await?;
-    let delivery = deliveries::enqueue(
-        &txn,
+    let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    let mut row = deliveries::new_row(
         &payload.alert_id,
         destination_id,
         label,
         ids::webhook(),
         None,
         true,
-    )
-    .await?;
+        at,
+    );
+    row.lease_owner = Set(Some(worker.to_owned()));
+    row.lease_expires_at = Set(Some(lease_end));
+    row.next_attempt_at = Set(Some(lease_end));
+    let delivery = delivery::Entity::insert(row)
+        .exec_with_returning(&txn)
+        .await?;
     txn.commit().await?;
-    Ok((Alert::try_from(model)?, delivery))
+    Ok((Alert::try_from(model)?, Delivery::try_from(delivery)?))
 }
 
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Alert>, StoreError> {

@@ -641,25 +641,6 @@ pub async fn enqueue(
     Delivery::try_from(model)
 }
 
-/// Takes a delivery for `worker` at once (used for the synchronous test alert).
-pub async fn lease_now(
-    conn: &impl ConnectionTrait,
-    id: &str,
-    worker: &str,
-    lease: Duration,
-) -> Result<(), StoreError> {
-    let lease_end =
-        now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-    delivery::Entity::update_many()
-        .col_expr(delivery::Column::LeaseOwner, Expr::value(worker))
-        .col_expr(delivery::Column::LeaseExpiresAt, Expr::value(lease_end))
-        .col_expr(delivery::Column::NextAttemptAt, Expr::value(lease_end))
-        .filter(delivery::Column::Id.eq(id))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 /// Ends a delivery for good without an attempt (its destination is gone).
 pub async fn fail_without_attempt(
     conn: &impl ConnectionTrait,

@@ -95,11 +95,11 @@ impl AlertMutation {
                 id: input.destination_id.to_string(),
             })?;
         let payload = test_payload();
-        let (_, delivery) =
-            alerts::insert_test(store.db(), &payload, &target.id, &target.display_name).await?;
-        deliveries::lease_now(
+        let (_, delivery) = alerts::insert_test(
             store.db(),
-            &delivery.id,
+            &payload,
+            &target.id,
+            &target.display_name,
             dispatcher.worker_id(),
             dispatcher.lease(),
         )
