@@ -332,23 +332,14 @@ pub async fn list(
             ),
         );
     }
-    let mut rows = alert::Entity::find()
+    let rows = alert::Entity::find()
         .filter(cond)
         .order_by_desc(alert::Column::ReceivedAt)
         .order_by_desc(alert::Column::Id)
         .limit(first + 1)
         .all(conn)
         .await?;
-    let has_next_page = rows.len() as u64 > first;
-    rows.truncate(first as usize);
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(Alert::try_from)
-            .collect::<Result<_, _>>()?,
-        has_next_page,
-        total_count,
-    })
+    Page::from_rows(rows, first, total_count)
 }
 
 pub fn cursor(a: &Alert) -> String {

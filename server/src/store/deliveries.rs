@@ -267,22 +267,13 @@ pub async fn list(
     if let Some(after) = after {
         cond = cond.add(delivery::Column::Id.lt(after));
     }
-    let mut rows = delivery::Entity::find()
+    let rows = delivery::Entity::find()
         .filter(cond)
         .order_by_desc(delivery::Column::Id)
         .limit(first + 1)
         .all(conn)
         .await?;
-    let has_next_page = rows.len() as u64 > first;
-    rows.truncate(first as usize);
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(Delivery::try_from)
-            .collect::<Result<_, _>>()?,
-        has_next_page,
-        total_count,
-    })
+    Page::from_rows(rows, first, total_count)
 }
 
 /// How many deliveries of a destination are in each state.

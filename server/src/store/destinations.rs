@@ -409,20 +409,11 @@ pub async fn list(
     if let Some(after) = after {
         filter = filter.add(destination::Column::Id.gt(after));
     }
-    let mut rows = destination::Entity::find()
+    let rows = destination::Entity::find()
         .filter(filter)
         .order_by_asc(destination::Column::Id)
         .limit(first + 1)
         .all(conn)
         .await?;
-    let has_next_page = rows.len() as u64 > first;
-    rows.truncate(first as usize);
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(Destination::try_from)
-            .collect::<Result<_, _>>()?,
-        has_next_page,
-        total_count,
-    })
+    Page::from_rows(rows, first, total_count)
 }

@@ -58,6 +58,29 @@ pub struct Page<T> {
     pub total_count: u64,
 }
 
+impl<T> Page<T> {
+    /// A page from rows fetched with `LIMIT first + 1`: the extra row only says there is more.
+    pub(crate) fn from_rows<R>(
+        mut rows: Vec<R>,
+        first: u64,
+        total_count: u64,
+    ) -> Result<Self, StoreError>
+    where
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let has_next_page = rows.len() as u64 > first;
+        rows.truncate(first as usize);
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(T::try_from)
+                .collect::<Result<_, _>>()?,
+            has_next_page,
+            total_count,
+        })
+    }
+}
+
 impl Store {
     /// Connects to `sqlite:…` (the file is created on first use) or `postgres://…`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {

@@ -1,8 +1,8 @@
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
 
 use crate::graphql::errors::ApiResult;
-use crate::graphql::types::{Alert, ConnectionArgs, DateTime, SeverityGql, TotalCount};
+use crate::graphql::types::{Alert, ConnectionArgs, DateTime, SeverityGql, TotalCount, connection};
 use crate::store::{Store, alerts};
 
 #[derive(Default)]
@@ -35,18 +35,6 @@ impl AlertQuery {
             since.map(|t| t.0),
         )
         .await?;
-        let mut conn = Connection::with_additional_fields(
-            args.after.is_some(),
-            page.has_next_page,
-            TotalCount {
-                total_count: page.total_count,
-            },
-        );
-        conn.edges.extend(
-            page.items
-                .into_iter()
-                .map(|a| Edge::new(alerts::cursor(&a), Alert::from(a))),
-        );
-        Ok(conn)
+        Ok(connection(page, &args, alerts::cursor, Alert::from))
     }
 }

@@ -1,8 +1,8 @@
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
 
 use crate::graphql::errors::ApiResult;
-use crate::graphql::types::{ConnectionArgs, Destination, TotalCount};
+use crate::graphql::types::{ConnectionArgs, Destination, TotalCount, connection};
 use crate::store::{Store, destinations};
 
 #[derive(Default)]
@@ -33,18 +33,6 @@ impl DestinationQuery {
             display_name.as_deref(),
         )
         .await?;
-        let mut conn = Connection::with_additional_fields(
-            args.after.is_some(),
-            page.has_next_page,
-            TotalCount {
-                total_count: page.total_count,
-            },
-        );
-        conn.edges.extend(
-            page.items
-                .into_iter()
-                .map(|d| Edge::new(d.id.clone(), Destination(d))),
-        );
-        Ok(conn)
+        Ok(connection(page, &args, |d| d.id.clone(), Destination))
     }
 }

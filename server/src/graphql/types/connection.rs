@@ -1,6 +1,8 @@
-use async_graphql::SimpleObject;
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{OutputType, SimpleObject};
 
 use crate::graphql::ApiError;
+use crate::store::Page;
 
 pub const DEFAULT_PAGE: i32 = 25;
 pub const MAX_PAGE: i32 = 100;
@@ -32,4 +34,26 @@ impl ConnectionArgs {
             after: after.filter(|a| !a.is_empty()),
         })
     }
+}
+
+/// A store page as a Relay connection: each item's cursor from `cursor`, its node from `node`.
+pub fn connection<T, N: OutputType>(
+    page: Page<T>,
+    args: &ConnectionArgs,
+    cursor: impl Fn(&T) -> String,
+    node: impl Fn(T) -> N,
+) -> Connection<String, N, TotalCount> {
+    let mut conn = Connection::with_additional_fields(
+        args.after.is_some(),
+        page.has_next_page,
+        TotalCount {
+            total_count: page.total_count,
+        },
+    );
+    conn.edges.extend(
+        page.items
+            .into_iter()
+            .map(|item| Edge::new(cursor(&item), node(item))),
+    );
+    conn
 }

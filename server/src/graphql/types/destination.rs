@@ -1,10 +1,10 @@
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use herald_domain::{AlertType, Severity};
 
 use super::{
     AlertTypeGql, ConnectionArgs, DateTime, Delivery, DeliveryCounts, DeliveryStateGql,
-    SeverityGql, TotalCount,
+    SeverityGql, TotalCount, connection,
 };
 use crate::graphql::Principal;
 use crate::graphql::errors::ApiResult;
@@ -107,19 +107,7 @@ pub async fn delivery_connection(
     let args = ConnectionArgs::new(first, after)?;
     let store = ctx.data_unchecked::<Store>();
     let page = deliveries::list(store.db(), filter, args.first, args.after.as_deref()).await?;
-    let mut conn = Connection::with_additional_fields(
-        args.after.is_some(),
-        page.has_next_page,
-        TotalCount {
-            total_count: page.total_count,
-        },
-    );
-    conn.edges.extend(
-        page.items
-            .into_iter()
-            .map(|d| Edge::new(d.id.clone(), Delivery(d))),
-    );
-    Ok(conn)
+    Ok(connection(page, &args, |d| d.id.clone(), Delivery))
 }
 
 /// A header sent with every request to the destination.

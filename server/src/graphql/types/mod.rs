@@ -8,7 +8,7 @@ mod scalars;
 mod viewer;
 
 pub use alert::*;
-pub use connection::{ConnectionArgs, TotalCount};
+pub use connection::{ConnectionArgs, TotalCount, connection};
 pub use delivery::*;
 pub use destination::*;
 pub use scalars::{AlertTypeGql, DateTime, RoleGql, SeverityGql};
