@@ -1,6 +1,6 @@
 //! The GraphiQL playground. Written here rather than taken from async-graphql's template so that
-//! subscriptions authenticate: the WebSocket client reads the token from the Headers pane (GraphiQL
-//! keeps it in localStorage) at connection time, which the stock page cannot do.
+//! subscriptions authenticate: the WebSocket client is given the Headers pane's token, which the
+//! stock page cannot do. The page loads GraphiQL from unpkg.com in the browser.
 
 use axum::response::Html;
 
@@ -22,14 +22,21 @@ const PAGE: &str = r#"<!doctype html>
   <script>
     const http = new URL('/graphql', location.href).toString();
     const ws = http.replace(/^http/, 'ws') + '/ws';
-    // The Headers pane, as GraphiQL stores it; read at each (re)connection.
-    const paneHeaders = () => {
-      try { return JSON.parse(localStorage.getItem('graphiql:headers') || '{}'); } catch (e) { return {}; }
+    // Subscriptions authenticate with the Headers pane too: GraphiQL hands each operation the
+    // pane's headers, and they go into the WebSocket's connection_init payload. A new token in
+    // the pane opens a new socket.
+    let socket = null, socketHeaders = null;
+    const wsClientFor = (headers) => {
+      const key = JSON.stringify(headers || {});
+      if (!socket || key !== socketHeaders) {
+        if (socket) socket.dispose();
+        socketHeaders = key;
+        socket = graphqlWs.createClient({ url: ws, lazy: true, connectionParams: headers || {} });
+      }
+      return socket;
     };
-    const fetcher = GraphiQL.createFetcher({
-      url: http,
-      wsClient: graphqlWs.createClient({ url: ws, lazy: true, connectionParams: paneHeaders }),
-    });
+    const fetcher = (params, opts) =>
+      GraphiQL.createFetcher({ url: http, wsClient: wsClientFor(opts && opts.headers) })(params, opts);
     const defaultQuery = `# Put your API token in the Headers pane below:
 #   {"Authorization": "Bearer hrld_..."}
 {
