@@ -17,7 +17,7 @@ fn timed_apply(tf: &Tf) -> f64 {
 }
 
 #[test]
-#[ignore = "benchmark"]
+#[ignore = "benchmark: run with --ignored --nocapture; speed figures stay out of the suite"]
 fn bench_apply_100_destinations_vs_terraform_data() {
     let herald = Herald::start();
     let tf = Tf::new(Some(&herald));
