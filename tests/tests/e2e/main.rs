@@ -4,3 +4,4 @@ mod cli;
 mod durability;
 mod examples;
 mod process;
+mod secrets;
