@@ -617,7 +617,7 @@ async fn deleting_a_destination_ends_its_pending_deliveries(backend: Backend) {
 
 async fn a_disabled_destination_holds_its_deliveries(backend: Backend) {
     let mut dispatch = test_dispatch();
-    dispatch.retry_schedule = Some(RetrySchedule::parse(&["500ms"; 10].join(",")).unwrap());
+    dispatch.retry_schedule = Some(RetrySchedule::parse(&["1s"; 10].join(",")).unwrap());
     let app = TestApp::spawn_with(backend, dispatch).await;
     let r = Receiver::start().await;
     r.queue([Reply::status(500, "not yet")]);
@@ -642,7 +642,8 @@ async fn a_disabled_destination_holds_its_deliveries(backend: Backend) {
         }
     };
     set_enabled(false).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Well past the 1 s retry: nothing may go out while disabled.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(r.count(), 1, "held while disabled");
     assert_eq!(app.delivery(id).await["state"], "RETRYING");
     set_enabled(true).await;
