@@ -187,6 +187,8 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
         let ids: Vec<String> = claimed
             .iter()
             .map(|c| c.delivery.destination_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
         let targets: HashMap<String, Arc<Destination>> =
             match destinations::get_many(inner.store.db(), &ids).await {
