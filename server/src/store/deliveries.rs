@@ -190,23 +190,6 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Deliver
         .transpose()
 }
 
-pub async fn get_many(
-    conn: &impl ConnectionTrait,
-    ids: &[String],
-) -> Result<Vec<Delivery>, StoreError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(INSERT_CHUNK) {
-        for m in delivery::Entity::find()
-            .filter(delivery::Column::Id.is_in(chunk.iter().cloned()))
-            .all(conn)
-            .await?
-        {
-            out.push(Delivery::try_from(m)?);
-        }
-    }
-    Ok(out)
-}
-
 /// Every delivery of an alert, oldest first.
 pub async fn for_alert(
     conn: &impl ConnectionTrait,

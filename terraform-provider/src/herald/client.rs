@@ -136,6 +136,11 @@ fn from_wire<T: DeserializeOwned>(s: &str) -> T {
         .expect("generated enums accept any string")
 }
 
+/// A list of wire names as the operation's generated enum type.
+fn wire_list<T: DeserializeOwned>(names: Option<Vec<String>>) -> Option<Vec<T>> {
+    names.map(|v| v.iter().map(|s| from_wire(s)).collect())
+}
+
 macro_rules! destination_from {
     ($module:ident) => {
         impl From<$module::DestinationFields> for Destination {
@@ -310,12 +315,8 @@ impl Client {
             input: m::CreateDestinationInput {
                 display_name: input.display_name.unwrap_or_default(),
                 url: input.url.unwrap_or_default(),
-                severities: input
-                    .severities
-                    .map(|v| v.iter().map(|s| from_wire(s)).collect()),
-                alert_types: input
-                    .alert_types
-                    .map(|v| v.iter().map(|s| from_wire(s)).collect()),
+                severities: wire_list(input.severities),
+                alert_types: wire_list(input.alert_types),
                 custom_headers: input.custom_headers.map(|hs| {
                     hs.into_iter()
                         .map(|(name, value)| m::CustomHeaderInput { name, value })
@@ -339,12 +340,8 @@ impl Client {
                 id: id.to_owned(),
                 display_name: input.display_name,
                 url: input.url,
-                severities: input
-                    .severities
-                    .map(|v| v.iter().map(|s| from_wire(s)).collect()),
-                alert_types: input
-                    .alert_types
-                    .map(|v| v.iter().map(|s| from_wire(s)).collect()),
+                severities: wire_list(input.severities),
+                alert_types: wire_list(input.alert_types),
                 custom_headers: input.custom_headers.map(|hs| {
                     hs.into_iter()
                         .map(|(name, value)| m::CustomHeaderInput { name, value })
