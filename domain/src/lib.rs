@@ -1,13 +1,19 @@
 //! Herald's domain vocabulary, shared by the server and the Terraform provider so that the two never
 //! disagree about what a valid destination is.
 //!
+//! The alert checks ([`alert`]), the payload Herald sends ([`payload`]) and retry timing ([`retry`])
+//! live here too: pure functions, fuzzed (see `fuzz/`) without building the server.
+//!
 //! Nothing here knows about GraphQL, SQL or Terraform: the enums carry their wire names, and the
 //! validation rules report *which* part of a destination broke *which* rule through [`Field`], so each
 //! front end can render the location in its own syntax (`customHeaders[1].name` in GraphQL,
 //! `custom_headers["X-Token"]` in HCL).
 #![forbid(unsafe_code)]
 
+pub mod alert;
 mod enums;
+pub mod payload;
+pub mod retry;
 mod validate;
 
 pub use enums::{AlertType, Severity, UnknownVariant, WireEnum};

@@ -1,195 +1,39 @@
-//! Alerts in: the checks an alert must pass (wherever it comes from: `sendAlert`, `sendAlerts`,
-//! `POST /v1/alerts`), and group commit. Concurrent calls queue here and are written together, in
+//! Alerts in: a checked draft (the checks themselves are in `herald_domain::alert`, shared by
+//! `sendAlert`, `sendAlerts` and `POST /v1/alerts`) becomes what the store takes; then group commit. Concurrent calls queue here and are written together, in
 //! one transaction per group, so a thousand single-alert calls a second cost a few dozen commits,
 //! not a thousand. Each call returns once its alert and deliveries are committed.
 
-use chrono::{DateTime, SubsecRound, Utc};
-use herald_domain::{AlertType, Severity};
-use serde_json::{Map, Value};
+use chrono::{SubsecRound, Utc};
 use tokio::sync::{mpsc, oneshot};
 
+pub use herald_domain::alert::{
+    AlertDraft, AlertInputError, MAX_CONTEXT_BYTES, MAX_DYNAMIC_DESTINATIONS,
+};
+
 use crate::dispatch::Dispatcher;
-use crate::dispatch::payload::PantherPayload;
 use crate::dispatch::routing::RoutingRequest;
 use crate::store::alerts::{self, Accepted, IncomingAlert};
 use crate::store::{Store, StoreError, ids};
 
-/// `alertContext` may be at most this large, serialized.
-pub const MAX_CONTEXT_BYTES: usize = 200 * 1024;
-pub const MAX_DYNAMIC_DESTINATIONS: usize = 10;
 pub const MAX_BATCH: usize = 1000;
 /// Alerts written per group transaction, at most.
 const GROUP_LIMIT: usize = 2000;
 
-/// An alert as a caller describes it, before checks and defaults.
-#[derive(Debug, Clone, Default)]
-pub struct AlertDraft {
-    pub alert_id: Option<String>,
-    pub detection_id: String,
-    pub title: String,
-    pub name: Option<String>,
-    pub severity: Option<Severity>,
-    pub alert_type: Option<AlertType>,
-    pub description: Option<String>,
-    pub runbook: Option<String>,
-    pub tags: Option<Vec<String>>,
-    pub version: Option<String>,
-    pub link: Option<String>,
-    pub context: Option<Value>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub dynamic_severity: Option<Severity>,
-    pub destination_overrides: Option<Vec<String>>,
-    pub dynamic_destinations: Option<Vec<String>>,
-}
-
-/// A broken rule in an alert: the input field and what is wrong.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct AlertInputError {
-    pub field: String,
-    pub message: String,
-    /// The context was too large (HTTP callers answer 413 for it).
-    pub too_large: bool,
-}
-
-fn bad(field: &str, message: String) -> AlertInputError {
-    AlertInputError {
-        field: field.to_owned(),
-        message,
-        too_large: false,
-    }
-}
-
-fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), AlertInputError> {
-    if required && value.trim().is_empty() {
-        return Err(bad(field, format!("{field} must not be empty")));
-    }
-    let n = value.chars().count();
-    if n > max {
-        return Err(bad(
-            field,
-            format!("{field} must be at most {max} characters, got {n}"),
-        ));
-    }
-    Ok(())
-}
-
-impl AlertDraft {
-    /// Applies the checks and defaults; field names are relative (`context`), the caller prefixes
-    /// them for batches (`alerts[3].context`).
-    pub fn into_incoming(self) -> Result<IncomingAlert, AlertInputError> {
-        let alert_id = match self.alert_id {
-            Some(id) => {
-                check_text("alertId", &id, 128, true)?;
-                if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(bad(
-                        "alertId",
-                        "alertId must not contain spaces or control characters".into(),
-                    ));
-                }
-                id
-            }
-            None => ids::alert(),
-        };
-        check_text("detectionId", &self.detection_id, 512, true)?;
-        check_text("title", &self.title, 2000, true)?;
-        let severity = self
-            .severity
-            .ok_or_else(|| bad("severity", "severity is required".into()))?;
-        let name = self.name.unwrap_or_else(|| self.detection_id.clone());
-        check_text("name", &name, 512, false)?;
-        for (field, value, max) in [
-            ("description", &self.description, 20_000),
-            ("runbook", &self.runbook, 20_000),
-            ("version", &self.version, 256),
-            ("link", &self.link, 2048),
-        ] {
-            if let Some(v) = value {
-                check_text(field, v, max, false)?;
-            }
-        }
-        let tags = self.tags.unwrap_or_default();
-        if tags.len() > 100 {
-            return Err(bad(
-                "tags",
-                format!("at most 100 tags are allowed, got {}", tags.len()),
-            ));
-        }
-        for (i, t) in tags.iter().enumerate() {
-            check_text(&format!("tags[{i}]"), t, 256, false)?;
-        }
-        let context = match self.context {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map,
-            Some(other) => {
-                return Err(bad(
-                    "context",
-                    format!("context must be a JSON object, got {}", json_kind(&other)),
-                ));
-            }
-        };
-        let size = serde_json::to_vec(&context).map(|v| v.len()).unwrap_or(0);
-        if size > MAX_CONTEXT_BYTES {
-            return Err(AlertInputError {
-                field: "context".into(),
-                message: format!(
-                    "context must be at most {} KiB serialized, got {size} bytes",
-                    MAX_CONTEXT_BYTES / 1024
-                ),
-                too_large: true,
-            });
-        }
-        if let Some(d) = &self.dynamic_destinations
-            && d.len() > MAX_DYNAMIC_DESTINATIONS
-        {
-            return Err(bad(
-                "dynamicDestinations",
-                format!(
-                    "at most {MAX_DYNAMIC_DESTINATIONS} dynamic destinations are allowed, got {}",
-                    d.len()
-                ),
-            ));
-        }
-        let alert_type = self.alert_type.unwrap_or(AlertType::Rule);
-        Ok(IncomingAlert {
-            payload: PantherPayload {
-                id: self.detection_id,
-                // Panther's timestamps have whole seconds; a caller's own precision is kept.
-                created_at: self
-                    .created_at
-                    .unwrap_or_else(|| Utc::now().trunc_subsecs(0)),
-                severity,
-                alert_type,
-                link: self.link.unwrap_or_default(),
-                title: self.title,
-                name,
-                alert_id,
-                alert_context: context,
-                description: self.description.unwrap_or_default(),
-                runbook: self.runbook.unwrap_or_default(),
-                tags,
-                version: self.version.unwrap_or_default(),
-            },
-            routing: RoutingRequest {
-                severity: Some(severity),
-                dynamic_severity: self.dynamic_severity,
-                alert_type: Some(alert_type),
-                destination_overrides: self.destination_overrides,
-                dynamic_destinations: self.dynamic_destinations,
-            },
-        })
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+/// Checks a draft (the rules are in `herald_domain::alert`) and makes it what the store takes.
+/// Panther's timestamps have whole seconds, so a default `createdAt` has too; a caller's own
+/// precision is kept.
+pub fn incoming(draft: AlertDraft) -> Result<IncomingAlert, AlertInputError> {
+    let checked = draft.check(Utc::now().trunc_subsecs(0), ids::alert)?;
+    Ok(IncomingAlert {
+        routing: RoutingRequest {
+            severity: Some(checked.payload.severity),
+            dynamic_severity: checked.dynamic_severity,
+            alert_type: Some(checked.payload.alert_type),
+            destination_overrides: checked.destination_overrides,
+            dynamic_destinations: checked.dynamic_destinations,
+        },
+        payload: checked.payload,
+    })
 }
 
 type Reply = oneshot::Sender<Result<Vec<Accepted>, String>>;

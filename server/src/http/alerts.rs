@@ -6,14 +6,12 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use herald_domain::{AlertType, Severity, WireEnum};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use herald_domain::alert::PantherAlert;
+use serde_json::json;
 
 use super::AppState;
 use super::auth::{self, AuthRejection};
-use crate::ingest::{AlertDraft, MAX_CONTEXT_BYTES};
+use crate::ingest::{self, MAX_CONTEXT_BYTES};
 use crate::store::tokens::Role;
 
 /// The context may take 200 KiB; the rest of a payload is small.
@@ -53,81 +51,6 @@ fn error(
         code,
         message: message.into(),
         field: field.map(str::to_owned),
-    }
-}
-
-/// Panther's payload, plus Herald's optional routing keys.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PantherIn {
-    id: Option<String>,
-    created_at: Option<String>,
-    severity: Option<String>,
-    #[serde(rename = "type")]
-    alert_type: Option<String>,
-    link: Option<String>,
-    title: Option<String>,
-    name: Option<String>,
-    alert_id: Option<String>,
-    alert_context: Option<Value>,
-    description: Option<String>,
-    runbook: Option<String>,
-    tags: Option<Vec<String>>,
-    version: Option<String>,
-    dynamic_severity: Option<String>,
-    destination_overrides: Option<Vec<String>>,
-    dynamic_destinations: Option<Vec<String>>,
-}
-
-fn parse_enum<T: WireEnum>(field: &str, v: Option<String>) -> Result<Option<T>, RestError> {
-    v.map(|s| {
-        T::parse_wire(&s).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                format!("{field}: {e}"),
-                Some(field),
-            )
-        })
-    })
-    .transpose()
-}
-
-impl PantherIn {
-    fn into_draft(self) -> Result<AlertDraft, RestError> {
-        let created_at = match self.created_at {
-            None => None,
-            Some(s) => Some(
-                DateTime::parse_from_rfc3339(&s)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| {
-                        error(
-                            StatusCode::BAD_REQUEST,
-                            "BAD_USER_INPUT",
-                            format!("createdAt must be an RFC 3339 time such as 2020-10-13T03:35:24Z: {e}"),
-                            Some("createdAt"),
-                        )
-                    })?,
-            ),
-        };
-        Ok(AlertDraft {
-            alert_id: self.alert_id,
-            detection_id: self.id.unwrap_or_default(),
-            title: self.title.unwrap_or_default(),
-            name: self.name,
-            severity: parse_enum::<Severity>("severity", self.severity)?,
-            alert_type: parse_enum::<AlertType>("type", self.alert_type)?,
-            description: self.description,
-            runbook: self.runbook,
-            tags: self.tags,
-            version: self.version,
-            link: self.link,
-            context: self.alert_context,
-            created_at,
-            dynamic_severity: parse_enum::<Severity>("dynamicSeverity", self.dynamic_severity)?,
-            destination_overrides: self.destination_overrides,
-            dynamic_destinations: self.dynamic_destinations,
-        })
     }
 }
 
@@ -190,7 +113,7 @@ async fn accept(
             None,
         )
     })?;
-    let parsed: PantherIn = serde_json::from_slice(&bytes).map_err(|e| {
+    let parsed: PantherAlert = serde_json::from_slice(&bytes).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
             "BAD_USER_INPUT",
@@ -198,7 +121,10 @@ async fn accept(
             None,
         )
     })?;
-    let incoming = parsed.into_draft()?.into_incoming().map_err(|e| {
+    let incoming = parsed
+        .into_draft()
+        .and_then(ingest::incoming)
+        .map_err(|e| {
         let field = wire_field(&e.field).to_owned();
         let message = e.message.replacen(&e.field, &field, 1);
         if e.too_large {

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod auth;
+mod drain;
 mod playground;
 
 use async_graphql::Data;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
             post(alerts::receive).layer(alerts::body_limit()),
         )
         .route("/healthz", get(healthz))
+        .layer(axum::middleware::from_fn(drain::drain_unread_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -8,7 +8,7 @@ use crate::graphql::types::{
     Delivery, ResendAlertInput, ResendAlertPayload, SendAlertInput, SendAlertPayload,
     SendAlertsInput, SendAlertsPayload, SendTestAlertInput, SendTestAlertPayload,
 };
-use crate::ingest::{AlertDraft, AlertInputError, Ingest, IngestError, MAX_BATCH};
+use crate::ingest::{self, AlertDraft, AlertInputError, Ingest, IngestError, MAX_BATCH};
 use crate::store::deliveries::{self, Claimed};
 use crate::store::{Store, alerts, destinations, ids};
 
@@ -33,9 +33,7 @@ impl AlertMutation {
         ctx: &Context<'_>,
         input: SendAlertInput,
     ) -> ApiResult<SendAlertPayload> {
-        let incoming = AlertDraft::from(input)
-            .into_incoming()
-            .map_err(|e| input_error("", e))?;
+        let incoming = ingest::incoming(AlertDraft::from(input)).map_err(|e| input_error("", e))?;
         let mut accepted = ctx
             .data_unchecked::<Ingest>()
             .accept(vec![incoming])
@@ -64,9 +62,7 @@ impl AlertMutation {
             .into_iter()
             .enumerate()
             .map(|(i, a)| {
-                AlertDraft::from(a)
-                    .into_incoming()
-                    .map_err(|e| input_error(&format!("alerts[{i}]."), e))
+                ingest::incoming(AlertDraft::from(a)).map_err(|e| input_error(&format!("alerts[{i}]."), e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let accepted = ctx

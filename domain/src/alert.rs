@@ -1,0 +1,258 @@
+//! The checks an alert must pass wherever it comes from (`sendAlert`, `sendAlerts`,
+//! `POST /v1/alerts`), and the defaults it gets. Pure: the caller supplies the time and the id
+//! generator, so the same input always gives the same result (and can be fuzzed).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::payload::PantherPayload;
+use crate::{AlertType, Severity, WireEnum};
+
+/// `alertContext` may be at most this large, serialized.
+pub const MAX_CONTEXT_BYTES: usize = 200 * 1024;
+pub const MAX_DYNAMIC_DESTINATIONS: usize = 10;
+pub const MAX_TAGS: usize = 100;
+
+/// An alert as a caller describes it, before checks and defaults.
+#[derive(Debug, Clone, Default)]
+pub struct AlertDraft {
+    pub alert_id: Option<String>,
+    pub detection_id: String,
+    pub title: String,
+    pub name: Option<String>,
+    pub severity: Option<Severity>,
+    pub alert_type: Option<AlertType>,
+    pub description: Option<String>,
+    pub runbook: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub version: Option<String>,
+    pub link: Option<String>,
+    pub context: Option<Value>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub dynamic_severity: Option<Severity>,
+    pub destination_overrides: Option<Vec<String>>,
+    pub dynamic_destinations: Option<Vec<String>>,
+}
+
+/// An alert that passed the checks: the payload to send, and what routing needs beyond it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedAlert {
+    pub payload: PantherPayload,
+    pub dynamic_severity: Option<Severity>,
+    pub destination_overrides: Option<Vec<String>>,
+    pub dynamic_destinations: Option<Vec<String>>,
+}
+
+/// A broken rule in an alert: the input field and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct AlertInputError {
+    pub field: String,
+    pub message: String,
+    /// The context was too large (HTTP callers answer 413 for it).
+    pub too_large: bool,
+}
+
+fn bad(field: &str, message: String) -> AlertInputError {
+    AlertInputError {
+        field: field.to_owned(),
+        message,
+        too_large: false,
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), AlertInputError> {
+    if required && value.trim().is_empty() {
+        return Err(bad(field, format!("{field} must not be empty")));
+    }
+    let n = value.chars().count();
+    if n > max {
+        return Err(bad(
+            field,
+            format!("{field} must be at most {max} characters, got {n}"),
+        ));
+    }
+    Ok(())
+}
+
+impl AlertDraft {
+    /// Applies the checks and defaults. `now` becomes `createdAt` when the draft has none, and
+    /// `new_id` names an alert the caller gave no id. Field names are relative (`context`); the
+    /// caller prefixes them for batches (`alerts[3].context`).
+    pub fn check(
+        self,
+        now: DateTime<Utc>,
+        new_id: impl FnOnce() -> String,
+    ) -> Result<CheckedAlert, AlertInputError> {
+        let alert_id = match self.alert_id {
+            Some(id) => {
+                check_text("alertId", &id, 128, true)?;
+                if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(bad(
+                        "alertId",
+                        "alertId must not contain spaces or control characters".into(),
+                    ));
+                }
+                id
+            }
+            None => new_id(),
+        };
+        check_text("detectionId", &self.detection_id, 512, true)?;
+        check_text("title", &self.title, 2000, true)?;
+        let severity = self
+            .severity
+            .ok_or_else(|| bad("severity", "severity is required".into()))?;
+        let name = self.name.unwrap_or_else(|| self.detection_id.clone());
+        check_text("name", &name, 512, false)?;
+        for (field, value, max) in [
+            ("description", &self.description, 20_000),
+            ("runbook", &self.runbook, 20_000),
+            ("version", &self.version, 256),
+            ("link", &self.link, 2048),
+        ] {
+            if let Some(v) = value {
+                check_text(field, v, max, false)?;
+            }
+        }
+        let tags = self.tags.unwrap_or_default();
+        if tags.len() > MAX_TAGS {
+            return Err(bad(
+                "tags",
+                format!("at most {MAX_TAGS} tags are allowed, got {}", tags.len()),
+            ));
+        }
+        for (i, t) in tags.iter().enumerate() {
+            check_text(&format!("tags[{i}]"), t, 256, false)?;
+        }
+        let context = match self.context {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                return Err(bad(
+                    "context",
+                    format!("context must be a JSON object, got {}", json_kind(&other)),
+                ));
+            }
+        };
+        let size = serde_json::to_vec(&context).map(|v| v.len()).unwrap_or(0);
+        if size > MAX_CONTEXT_BYTES {
+            return Err(AlertInputError {
+                field: "context".into(),
+                message: format!(
+                    "context must be at most {} KiB serialized, got {size} bytes",
+                    MAX_CONTEXT_BYTES / 1024
+                ),
+                too_large: true,
+            });
+        }
+        if let Some(d) = &self.dynamic_destinations
+            && d.len() > MAX_DYNAMIC_DESTINATIONS
+        {
+            return Err(bad(
+                "dynamicDestinations",
+                format!(
+                    "at most {MAX_DYNAMIC_DESTINATIONS} dynamic destinations are allowed, got {}",
+                    d.len()
+                ),
+            ));
+        }
+        Ok(CheckedAlert {
+            payload: PantherPayload {
+                id: self.detection_id,
+                created_at: self.created_at.unwrap_or(now),
+                severity,
+                alert_type: self.alert_type.unwrap_or(AlertType::Rule),
+                link: self.link.unwrap_or_default(),
+                title: self.title,
+                name,
+                alert_id,
+                alert_context: context,
+                description: self.description.unwrap_or_default(),
+                runbook: self.runbook.unwrap_or_default(),
+                tags,
+                version: self.version.unwrap_or_default(),
+            },
+            dynamic_severity: self.dynamic_severity,
+            destination_overrides: self.destination_overrides,
+            dynamic_destinations: self.dynamic_destinations,
+        })
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Panther's Custom Webhook payload as `POST /v1/alerts` takes it (the 13 keys; `id` is the
+/// detection id), plus Herald's optional routing keys.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PantherAlert {
+    pub id: Option<String>,
+    pub created_at: Option<String>,
+    pub severity: Option<String>,
+    #[serde(rename = "type")]
+    pub alert_type: Option<String>,
+    pub link: Option<String>,
+    pub title: Option<String>,
+    pub name: Option<String>,
+    pub alert_id: Option<String>,
+    pub alert_context: Option<Value>,
+    pub description: Option<String>,
+    pub runbook: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub version: Option<String>,
+    pub dynamic_severity: Option<String>,
+    pub destination_overrides: Option<Vec<String>>,
+    pub dynamic_destinations: Option<Vec<String>>,
+}
+
+fn parse_enum<T: WireEnum>(field: &str, v: Option<String>) -> Result<Option<T>, AlertInputError> {
+    v.map(|s| T::parse_wire(&s).map_err(|e| bad(field, format!("{field}: {e}"))))
+        .transpose()
+}
+
+impl PantherAlert {
+    /// The draft this payload describes; errors name the payload's own keys (`createdAt`, `type`).
+    pub fn into_draft(self) -> Result<AlertDraft, AlertInputError> {
+        let created_at = match self.created_at {
+            None => None,
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| {
+                        bad(
+                            "createdAt",
+                            format!("createdAt must be an RFC 3339 time such as 2020-10-13T03:35:24Z: {e}"),
+                        )
+                    })?,
+            ),
+        };
+        Ok(AlertDraft {
+            alert_id: self.alert_id,
+            detection_id: self.id.unwrap_or_default(),
+            title: self.title.unwrap_or_default(),
+            name: self.name,
+            severity: parse_enum::<Severity>("severity", self.severity)?,
+            alert_type: parse_enum::<AlertType>("type", self.alert_type)?,
+            description: self.description,
+            runbook: self.runbook,
+            tags: self.tags,
+            version: self.version,
+            link: self.link,
+            context: self.alert_context,
+            created_at,
+            dynamic_severity: parse_enum::<Severity>("dynamicSeverity", self.dynamic_severity)?,
+            destination_overrides: self.destination_overrides,
+            dynamic_destinations: self.dynamic_destinations,
+        })
+    }
+}
