@@ -2,7 +2,7 @@
 //! `POST /v1/alerts`), and the defaults it gets. Pure: the caller supplies the time and the id
 //! generator, so the same input always gives the same result (and can be fuzzed).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -146,13 +146,23 @@ impl AlertDraft {
                 too_large: true,
             });
         }
+        // RFC 3339 (and so Panther's createdAt) writes four-digit years; a time outside them
+        // would reach receivers as "+10000-01-01T…", which their parsers refuse.
+        if let Some(t) = self.created_at
+            && !(0..=9999).contains(&t.year())
+        {
+            return Err(bad(
+                "createdAt",
+                format!("createdAt must be between the years 0000 and 9999, got {}", t.year()),
+            ));
+        }
         if let Some(d) = &self.dynamic_destinations
             && d.len() > MAX_DYNAMIC_DESTINATIONS
         {
             return Err(bad(
                 "dynamicDestinations",
                 format!(
-                    "at most {MAX_DYNAMIC_DESTINATIONS} dynamic destinations are allowed, got {}",
+                    "dynamicDestinations may list at most {MAX_DYNAMIC_DESTINATIONS} destinations, got {}",
                     d.len()
                 ),
             ));
@@ -254,5 +264,78 @@ impl PantherAlert {
             destination_overrides: self.destination_overrides,
             dynamic_destinations: self.dynamic_destinations,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> AlertDraft {
+        AlertDraft {
+            detection_id: "d".into(),
+            title: "t".into(),
+            severity: Some(Severity::High),
+            ..AlertDraft::default()
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2024-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    /// Found by the alert_validation fuzz target: this was the one error whose message did not
+    /// name its field ("at most 10 dynamic destinations are allowed").
+    #[test]
+    fn every_error_message_names_its_field() {
+        let too_many = AlertDraft {
+            dynamic_destinations: Some(vec!["dst_x".into(); 11]),
+            ..draft()
+        };
+        let e = too_many.check(now(), || "id".into()).unwrap_err();
+        assert_eq!(e.field, "dynamicDestinations");
+        assert!(e.message.contains("dynamicDestinations"), "{}", e.message);
+        let no_severity = AlertDraft {
+            severity: None,
+            ..draft()
+        };
+        let e = no_severity.check(now(), || "id".into()).unwrap_err();
+        assert!(e.message.contains(&e.field));
+    }
+
+    /// Found by the alert_validation fuzz target: a createdAt past 9999 was accepted and written
+    /// as "+10000-01-01T00:00:00Z", which is not RFC 3339 and does not read back.
+    #[test]
+    fn created_at_must_have_a_four_digit_year() {
+        for year in [-1, 10_000] {
+            let far = AlertDraft {
+                created_at: Some(
+                    chrono::NaiveDate::from_ymd_opt(year, 1, 1)
+                        .unwrap()
+                        .and_hms_opt(0, 0, 0)
+                        .unwrap()
+                        .and_utc(),
+                ),
+                ..draft()
+            };
+            let e = far.check(now(), || "id".into()).unwrap_err();
+            assert_eq!(e.field, "createdAt");
+        }
+        let ok = AlertDraft {
+            created_at: Some("9999-12-31T23:59:59Z".parse().unwrap()),
+            ..draft()
+        };
+        let p = ok.check(now(), || "id".into()).unwrap().payload;
+        let back: PantherPayload = serde_json::from_str(&p.to_bytes()).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn defaults_come_from_the_caller() {
+        let checked = draft().check(now(), || "generated".into()).unwrap();
+        assert_eq!(checked.payload.alert_id, "generated");
+        assert_eq!(checked.payload.created_at, now());
+        assert_eq!(checked.payload.name, "d");
+        assert_eq!(checked.payload.alert_type, AlertType::Rule);
     }
 }

@@ -82,4 +82,19 @@ mod tests {
             r#"{"id":"AWS.Root.Login","createdAt":"2020-10-13T03:35:24Z","severity":"HIGH","type":"RULE","link":"https://panther.example/alerts/1","title":"Root login","name":"AWS Root Login","alertId":"a1","alertContext":{"z":1,"a":{"b":[true,null]}},"description":"","runbook":"page someone","tags":["aws"],"version":"v1"}"#
         );
     }
+
+    /// Found by the payload fuzz target: without serde_json's `float_roundtrip`, a float in the
+    /// context could read back one bit off, so the GraphQL `payload` (parsed from the stored
+    /// body) was not exactly the body receivers got.
+    #[test]
+    fn floats_in_the_context_read_back_exactly() {
+        let given = r#"{"id":"d","createdAt":"2024-01-01T00:00:00Z","severity":"LOW","type":"RULE","link":"","title":"t","name":"d","alertId":"a","alertContext":{"x":-6.408709394954789e96,"y":0.1,"z":1.7976931348623157e308},"description":"","runbook":"","tags":[],"version":""}"#;
+        let p: PantherPayload = serde_json::from_str(given).unwrap();
+        let body = p.to_bytes();
+        let back: PantherPayload = serde_json::from_str(&body).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.to_bytes(), body);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), body);
+    }
 }

@@ -32,11 +32,12 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().ok()?;
+    // An hour count too large for u64 seconds is not a delay, not a panic.
     Some(match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
         _ => return None,
     })
 }
@@ -71,8 +72,13 @@ impl RetrySchedule {
     /// `unit` is a uniform random number in [0, 1) that drives the jitter.
     pub fn delay(&self, retry: usize, unit: f64) -> Option<Duration> {
         let base = *self.delays.get(retry.checked_sub(1)?)?;
+        if self.jitter == 0.0 {
+            // Exactly as configured: through f64, a large delay would lose its low digits.
+            return Some(base);
+        }
         let factor = 1.0 + self.jitter * (2.0 * unit - 1.0);
-        Some(base.mul_f64(factor.max(0.0)))
+        // try_from: a delay near Duration::MAX times a factor above 1 does not fit (mul_f64 panics).
+        Some(Duration::try_from_secs_f64(base.as_secs_f64() * factor.max(0.0)).unwrap_or(Duration::MAX))
     }
 }
 
@@ -131,5 +137,35 @@ mod tests {
             Some(Duration::from_secs(60))
         );
         assert_eq!(parse_retry_after("soon", now, cap), None);
+    }
+
+    /// Found by the retry_after fuzz target: `n * 3600` overflowed (a panic in debug builds, a
+    /// wrong delay in release) for a schedule entry such as "5124095576030432h".
+    #[test]
+    fn delays_too_large_for_a_duration_are_refused_not_overflowed() {
+        assert_eq!(parse_duration("5124095576030432h"), None);
+        assert_eq!(parse_duration("307445734561825861m"), None);
+        assert_eq!(
+            parse_duration("5124095576030431h"),
+            Some(Duration::from_secs(5_124_095_576_030_431 * 3600))
+        );
+        assert_eq!(parse_duration("18446744073709551616s"), None);
+    }
+
+    /// Found by the retry_after fuzz target: an operator's schedule went through f64
+    /// (`mul_f64(1.0)`), so a large delay came back rounded, and the largest ones panicked.
+    #[test]
+    fn an_operators_schedule_is_used_exactly_however_large() {
+        let spec = ["53333333333333333s"; 10].join(",");
+        let s = RetrySchedule::parse(&spec).unwrap();
+        assert_eq!(s.delay(1, 0.3), Some(Duration::from_secs(53_333_333_333_333_333)));
+        let max = vec![format!("{}s", u64::MAX); 10].join(",");
+        let s = RetrySchedule::parse(&max).unwrap();
+        assert_eq!(s.delay(10, 0.9), Some(Duration::from_secs(u64::MAX)));
+        let jittered = RetrySchedule {
+            delays: vec![Duration::MAX; MAX_RETRIES],
+            jitter: 0.2,
+        };
+        assert_eq!(jittered.delay(1, 0.99), Some(Duration::MAX));
     }
 }

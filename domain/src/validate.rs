@@ -123,6 +123,20 @@ pub fn validate_url(raw: &str) -> Result<(), ValidationError> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return fail(Field::Url, "url must name a host");
     }
+    // The URL standard lets a host name hold characters (` ; * …) that HTTP clients refuse, so a
+    // destination at such a host could never be sent to. IP addresses come out of `host()` parsed.
+    if let Some(url::Host::Domain(host)) = parsed.host()
+        && let Some(bad) = host
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+    {
+        return fail(
+            Field::Url,
+            format!(
+                "url host must be a DNS name (letters, digits, '-', '.', '_') or an IP address: {host:?} contains {bad:?}"
+            ),
+        );
+    }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return fail(
             Field::Url,
@@ -283,6 +297,15 @@ mod tests {
         ] {
             assert_eq!(validate_url(bad).unwrap_err().field, Field::Url, "{bad}");
         }
+        // Found by the destination_validation fuzz target: the URL standard accepted this host,
+        // the HTTP client cannot send to it.
+        for bad in ["http://a`b/", "http://a;b.example/", "http://exa*mple.com/"] {
+            let err = validate_url(bad).unwrap_err();
+            assert!(err.message.contains("DNS name"), "{bad}: {}", err.message);
+        }
+        assert!(validate_url("http://b\u{fc}cher.example/").is_ok(), "IDNA hosts pass");
+        assert!(validate_url("http://[::1]:8080/x").is_ok());
+        assert!(validate_url("http://my_host.internal/x").is_ok());
         let long = format!("https://example.com/{}", "a".repeat(2048));
         assert!(validate_url(&long).unwrap_err().message.contains("2048"));
     }

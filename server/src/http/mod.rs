@@ -10,11 +10,15 @@ mod playground;
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use std::time::Duration;
+
+use axum::extract::ws::Message;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
@@ -22,6 +26,9 @@ use crate::dispatch::Dispatcher;
 use crate::graphql::HeraldSchema;
 use crate::ingest::Ingest;
 use crate::store::Store;
+
+/// How long a WebSocket the server is closing waits for the client's close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// What every handler shares; cheap to clone.
 #[derive(Clone)]
@@ -69,9 +76,10 @@ async fn graphql_ws(
     let from_header = auth::bearer_from_headers(&headers).map(str::to_owned);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
+        .on_upgrade(move |socket| async move {
             let store = app.store.clone();
-            GraphQLWebSocket::new(stream, app.schema.clone(), protocol)
+            let (mut sink, mut stream) = socket.split();
+            GraphQLWebSocket::new_with_pair(&mut sink, &mut stream, app.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let token = from_header
                         .or_else(|| auth::bearer_from_init_payload(&payload))
@@ -88,6 +96,19 @@ async fn graphql_ws(
                     Ok(data)
                 })
                 .serve()
+                .await;
+            // When the server ends the session (a refused connection_init, a protocol error) it
+            // has sent its close frame; reading on until the client's own close frame completes
+            // the closing handshake. Closing the socket with the client's frames unread would
+            // reset the connection, and the reset can swallow the close frame and its reason.
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
         })
 }
 
