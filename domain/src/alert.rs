@@ -66,6 +66,13 @@ fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<()
     if required && value.trim().is_empty() {
         return Err(bad(field, format!("{field} must not be empty")));
     }
+    // PostgreSQL text cannot hold NUL: such an alert would fail to store (a 503 for the caller).
+    if value.contains('\0') {
+        return Err(bad(
+            field,
+            format!("{field} must not contain NUL characters"),
+        ));
+    }
     let n = value.chars().count();
     if n > max {
         return Err(bad(
@@ -153,8 +160,19 @@ impl AlertDraft {
         {
             return Err(bad(
                 "createdAt",
-                format!("createdAt must be between the years 0000 and 9999, got {}", t.year()),
+                format!(
+                    "createdAt must be between the years 0000 and 9999, got {}",
+                    t.year()
+                ),
             ));
+        }
+        for (field, ids) in [
+            ("destinationOverrides", &self.destination_overrides),
+            ("dynamicDestinations", &self.dynamic_destinations),
+        ] {
+            for (i, id) in ids.iter().flatten().enumerate() {
+                check_text(&format!("{field}[{i}]"), id, 128, false)?;
+            }
         }
         if let Some(d) = &self.dynamic_destinations
             && d.len() > MAX_DYNAMIC_DESTINATIONS
@@ -301,6 +319,25 @@ mod tests {
         };
         let e = no_severity.check(now(), || "id".into()).unwrap_err();
         assert!(e.message.contains(&e.field));
+    }
+
+    /// Found by the end-to-end fuzz test on PostgreSQL: a title with a NUL character failed to
+    /// store, and the caller got a 503 instead of a 400 naming the field.
+    #[test]
+    fn nul_characters_are_refused_with_the_field() {
+        let nul_title = AlertDraft {
+            title: "CRITICAL\0".into(),
+            ..draft()
+        };
+        let e = nul_title.check(now(), || "id".into()).unwrap_err();
+        assert_eq!(e.field, "title");
+        assert!(e.message.contains("NUL"));
+        let nul_id = AlertDraft {
+            dynamic_destinations: Some(vec!["dst_1".into(), "dst\0".into()]),
+            ..draft()
+        };
+        let e = nul_id.check(now(), || "id".into()).unwrap_err();
+        assert_eq!(e.field, "dynamicDestinations[1]");
     }
 
     /// Found by the alert_validation fuzz target: a createdAt past 9999 was accepted and written

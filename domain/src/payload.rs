@@ -2,8 +2,8 @@
 //! Built once when the alert is accepted and stored as bytes, so every attempt, re-send and
 //! signature uses the same bytes.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use crate::{AlertType, Severity};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

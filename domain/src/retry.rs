@@ -78,7 +78,10 @@ impl RetrySchedule {
         }
         let factor = 1.0 + self.jitter * (2.0 * unit - 1.0);
         // try_from: a delay near Duration::MAX times a factor above 1 does not fit (mul_f64 panics).
-        Some(Duration::try_from_secs_f64(base.as_secs_f64() * factor.max(0.0)).unwrap_or(Duration::MAX))
+        Some(
+            Duration::try_from_secs_f64(base.as_secs_f64() * factor.max(0.0))
+                .unwrap_or(Duration::MAX),
+        )
     }
 }
 
@@ -158,7 +161,10 @@ mod tests {
     fn an_operators_schedule_is_used_exactly_however_large() {
         let spec = ["53333333333333333s"; 10].join(",");
         let s = RetrySchedule::parse(&spec).unwrap();
-        assert_eq!(s.delay(1, 0.3), Some(Duration::from_secs(53_333_333_333_333_333)));
+        assert_eq!(
+            s.delay(1, 0.3),
+            Some(Duration::from_secs(53_333_333_333_333_333))
+        );
         let max = vec![format!("{}s", u64::MAX); 10].join(",");
         let s = RetrySchedule::parse(&max).unwrap();
         assert_eq!(s.delay(10, 0.9), Some(Duration::from_secs(u64::MAX)));

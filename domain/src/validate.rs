@@ -303,7 +303,10 @@ mod tests {
             let err = validate_url(bad).unwrap_err();
             assert!(err.message.contains("DNS name"), "{bad}: {}", err.message);
         }
-        assert!(validate_url("http://b\u{fc}cher.example/").is_ok(), "IDNA hosts pass");
+        assert!(
+            validate_url("http://b\u{fc}cher.example/").is_ok(),
+            "IDNA hosts pass"
+        );
         assert!(validate_url("http://[::1]:8080/x").is_ok());
         assert!(validate_url("http://my_host.internal/x").is_ok());
         let long = format!("https://example.com/{}", "a".repeat(2048));

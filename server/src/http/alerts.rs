@@ -125,24 +125,24 @@ async fn accept(
         .into_draft()
         .and_then(ingest::incoming)
         .map_err(|e| {
-        let field = wire_field(&e.field).to_owned();
-        let message = e.message.replacen(&e.field, &field, 1);
-        if e.too_large {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                message,
-                Some(&field),
-            )
-        } else {
-            error(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                message,
-                Some(&field),
-            )
-        }
-    })?;
+            let field = wire_field(&e.field).to_owned();
+            let message = e.message.replacen(&e.field, &field, 1);
+            if e.too_large {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PAYLOAD_TOO_LARGE",
+                    message,
+                    Some(&field),
+                )
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_USER_INPUT",
+                    message,
+                    Some(&field),
+                )
+            }
+        })?;
     let mut accepted = app.ingest.accept(vec![incoming]).await.map_err(|e| {
         error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -29,7 +29,9 @@ struct SharedBody(Arc<Mutex<Option<Body>>>);
 impl SharedBody {
     fn lock(&self) -> MutexGuard<'_, Option<Body>> {
         // A panic while polling leaves nothing half-updated worth refusing over.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

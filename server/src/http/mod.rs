@@ -12,13 +12,13 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use std::time::Duration;
 
-use axum::extract::ws::Message;
+use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
@@ -79,7 +79,8 @@ async fn graphql_ws(
         .on_upgrade(move |socket| async move {
             let store = app.store.clone();
             let (mut sink, mut stream) = socket.split();
-            GraphQLWebSocket::new_with_pair(&mut sink, &mut stream, app.schema.clone(), protocol)
+            let sink = (&mut sink).with(|m| async move { Ok::<_, axum::Error>(fit_close_reason(m)) });
+            GraphQLWebSocket::new_with_pair(sink, &mut stream, app.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let token = from_header
                         .or_else(|| auth::bearer_from_init_payload(&payload))
@@ -112,6 +113,26 @@ async fn graphql_ws(
         })
 }
 
+/// A close frame is a control frame: 125 bytes at most, two of them the code (RFC 6455 5.5).
+/// async-graphql puts whole error messages in the reason; a longer frame makes clients fail the
+/// connection as a protocol error instead of reading why it was closed.
+fn fit_close_reason(message: Message) -> Message {
+    const MAX_REASON: usize = 123;
+    match message {
+        Message::Close(Some(CloseFrame { code, reason })) if reason.len() > MAX_REASON => {
+            let mut end = MAX_REASON;
+            while !reason.as_str().is_char_boundary(end) {
+                end -= 1;
+            }
+            Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.as_str()[..end].to_owned().into(),
+            }))
+        }
+        other => other,
+    }
+}
+
 async fn healthz(State(app): State<AppState>) -> Response {
     match app.store.ping().await {
         Ok(()) => Json(json!({"status": "ok", "database": "ok"})).into_response(),
@@ -123,5 +144,32 @@ async fn healthz(State(app): State<AppState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the end-to-end fuzz test: a refused subscribe closed the socket with a reason
+    /// longer than a control frame may carry, and the client saw a protocol error instead.
+    #[test]
+    fn close_reasons_fit_in_a_control_frame() {
+        let long = "é".repeat(100);
+        let fitted = fit_close_reason(Message::Close(Some(CloseFrame {
+            code: 4400,
+            reason: long.clone().into(),
+        })));
+        let Message::Close(Some(frame)) = fitted else {
+            panic!("still a close frame")
+        };
+        assert_eq!(frame.code, 4400);
+        assert!(frame.reason.len() <= 123);
+        assert!(long.starts_with(frame.reason.as_str()));
+        let short = Message::Close(Some(CloseFrame {
+            code: 4401,
+            reason: "Unauthorized".into(),
+        }));
+        assert_eq!(fit_close_reason(short.clone()), short);
     }
 }

@@ -62,7 +62,8 @@ impl AlertMutation {
             .into_iter()
             .enumerate()
             .map(|(i, a)| {
-                ingest::incoming(AlertDraft::from(a)).map_err(|e| input_error(&format!("alerts[{i}]."), e))
+                ingest::incoming(AlertDraft::from(a))
+                    .map_err(|e| input_error(&format!("alerts[{i}]."), e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let accepted = ctx
