@@ -14,8 +14,8 @@
 //! Data safety without a blind spot: mutations never carry a real id (only read-only queries do),
 //! so nothing stored before can be updated, deleted, rotated or re-sent. A mutation that happens
 //! to stay valid (an admin `createDestination` or `sendAlert` whose mutation left it well-formed)
-//! may add records; the check reads every record stored before, one by one, and compares the raw
-//! response bodies.
+//! may add records; the check reads every record stored before, one by one, and compares the
+//! answers as JSON values (every string and number byte for byte, keys in any order).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -1516,7 +1516,7 @@ async fn run_ws_session(url: &str, session: &WsSession) -> Result<u16, String> {
     Ok(101)
 }
 
-/// Raw response bodies for every record stored before the fuzzing, read one by one with the
+/// The response bodies for every record stored before the fuzzing, read one by one with the
 /// admin token (so secrets and header values are included).
 async fn snapshot(world: &World) -> Vec<(String, String)> {
     let http = reqwest::Client::new();
