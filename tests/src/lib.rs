@@ -13,10 +13,15 @@ use serde_json::{Value, json};
 
 mod node;
 mod receiver;
+mod tls;
 pub use node::NodeReceiver;
 pub use receiver::{Received, Receiver, Reply};
+pub use tls::TestCa;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// `HERALD_ALLOW_NETWORKS` for a server whose test receivers listen on loopback.
+pub const LOOPBACK_NETWORKS: &str = "127.0.0.0/8,::1/128";
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {

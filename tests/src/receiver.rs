@@ -136,6 +136,46 @@ impl Receiver {
         }
     }
 
+    /// Like `start`, over HTTPS with a certificate that `ca` issued; the URL names `localhost`.
+    pub async fn start_tls(ca: &crate::TestCa) -> Receiver {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder;
+        use hyper_util::service::TowerToHyperService;
+
+        let shared = Shared {
+            script: Arc::default(),
+            received: Arc::default(),
+            arrived: Arc::new(Notify::new()),
+        };
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(ca.server.clone());
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake: nothing to serve.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            url: format!("https://localhost:{port}/hook"),
+            shared,
+            _server: server,
+        }
+    }
+
     /// Answers the next requests with these replies, in order, then with the default.
     pub fn queue(&self, replies: impl IntoIterator<Item = Reply>) {
         self.shared.script.lock().unwrap().queued.extend(replies);

@@ -1,12 +1,17 @@
 //! The one place Herald opens connections to receivers: one HTTP client for the whole process
-//! (connections to receivers stay alive between deliveries), no redirects, a timeout. Checks on
-//! where a connection may go (SSRF) belong here too.
+//! (connections to receivers stay alive between deliveries), no redirects, no proxy, a timeout,
+//! and the egress policy on every connection (`crate::egress`).
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
+
+use crate::config::EgressConfig;
+use crate::egress::{GuardedResolver, Policy, Refusal};
 
 /// The first this many bytes of a response body are kept.
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
@@ -24,6 +29,7 @@ const KEPT_HEADERS: &[&str] = &[
 pub struct WebhookClient {
     http: reqwest::Client,
     timeout: Duration,
+    policy: Arc<Policy>,
 }
 
 /// A request to send: the URL and every header, already signed.
@@ -53,12 +59,41 @@ impl WebhookResponse {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct ClientError(#[from] reqwest::Error);
+pub enum ClientError {
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+    #[error("HERALD_CA_BUNDLE: cannot read {path}: {source}")]
+    ReadCaBundle {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("HERALD_CA_BUNDLE: {path} holds no PEM certificate ({detail})")]
+    BadCaBundle { path: PathBuf, detail: String },
+}
 
 impl WebhookClient {
-    pub fn new(timeout: Duration) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+    pub fn new(timeout: Duration, egress: &EgressConfig) -> Result<Self, ClientError> {
+        let policy = Arc::new(egress.policy());
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &egress.ca_bundle {
+            let pem = std::fs::read(path).map_err(|source| ClientError::ReadCaBundle {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| ClientError::BadCaBundle {
+                    path: path.clone(),
+                    detail: "expected -----BEGIN CERTIFICATE----- blocks".into(),
+                })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
+            // The resolver is where the egress policy is enforced for host names; a proxy from
+            // the environment would resolve names itself and bypass it.
+            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
@@ -67,12 +102,34 @@ impl WebhookClient {
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .build()?;
-        Ok(WebhookClient { http, timeout })
+        Ok(WebhookClient {
+            http,
+            timeout,
+            policy,
+        })
+    }
+
+    /// The egress policy this client enforces; the API checks URLs with the same one.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
     }
 
     pub async fn send(&self, req: WebhookRequest) -> WebhookResponse {
         let started_at = super::super::store::now();
         let clock = Instant::now();
+        // Literal addresses never reach the resolver, so they are checked here; the URL was
+        // checked when written, but the allowed networks may have changed since.
+        if let Err(refusal) = self.policy.check_url(&req.url) {
+            return WebhookResponse {
+                started_at,
+                duration: clock.elapsed(),
+                status: None,
+                body: None,
+                truncated: false,
+                headers: None,
+                error: Some(refusal.to_string()),
+            };
+        }
         let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
         headers.insert(
             reqwest::header::CONTENT_TYPE,
@@ -146,6 +203,14 @@ impl WebhookClient {
     fn describe(&self, e: &reqwest::Error) -> String {
         if e.is_timeout() {
             return format!("timed out after {}s", self.timeout.as_secs_f64());
+        }
+        // A refusal by the egress policy is the whole story; the layers around it add nothing.
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            if let Some(refusal) = s.downcast_ref::<Refusal>() {
+                return refusal.to_string();
+            }
+            source = s.source();
         }
         // reqwest's own message is generic ("error sending request"); the cause is in the chain.
         let mut msg = e.to_string();

@@ -30,7 +30,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(store: Store, config: DispatchConfig) -> Result<Self, ClientError> {
-        let client = WebhookClient::new(config.delivery_timeout)?;
+        let client = WebhookClient::new(config.delivery_timeout, &config.egress)?;
         let schedule = config
             .retry_schedule
             .clone()
@@ -63,6 +63,11 @@ impl Dispatcher {
         claimed: crate::store::deliveries::Claimed,
     ) -> Result<Delivery, crate::store::StoreError> {
         worker::attempt_now(&self.inner, claimed).await
+    }
+
+    /// Where deliveries may go; the API refuses destination URLs this refuses.
+    pub fn egress(&self) -> &crate::egress::Policy {
+        self.inner.client.policy()
     }
 
     pub fn worker_id(&self) -> &str {

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use herald_server::app;
-use herald_server::config::DispatchConfig;
+use herald_server::config::{DispatchConfig, EgressConfig, Networks};
+use herald_server::egress::parse_networks;
 use herald_server::dispatch::retry::RetrySchedule;
 use herald_server::store::Store;
 use herald_server::store::tokens::{self, Role};
@@ -33,7 +34,16 @@ pub fn test_dispatch() -> DispatchConfig {
         delivery_timeout: Duration::from_secs(2),
         lease: Duration::from_secs(10),
         poll_interval: Duration::from_millis(100),
+        // The tests' receivers listen on loopback, which Herald refuses by default.
+        egress: loopback_allowed(),
         ..DispatchConfig::default()
+    }
+}
+
+pub fn loopback_allowed() -> EgressConfig {
+    EgressConfig {
+        allow_networks: Networks(parse_networks("127.0.0.0/8,::1/128").unwrap()),
+        ..EgressConfig::default()
     }
 }
 

@@ -5,6 +5,7 @@ mod app;
 mod auth;
 mod delivery;
 mod destinations;
+mod egress;
 mod ingest;
 mod schema;
 mod subscription;

@@ -74,6 +74,8 @@ impl Herald {
         let port = free_port();
         let mut child = Command::new(&bin)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            // Destinations in these tests point at loopback, which Herald refuses by default.
+            .env("HERALD_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
             .env(
                 "HERALD_DATABASE_URL",
                 format!("sqlite://{}/h.db", dir.path().display()),

@@ -30,6 +30,8 @@ impl HeraldProcess {
             .env("HERALD_DATABASE_URL", database_url)
             .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")
+            // The tests' receivers listen on loopback, which Herald refuses by default.
+            .env("HERALD_ALLOW_NETWORKS", herald_testkit::LOOPBACK_NETWORKS)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).unwrap())

@@ -8,7 +8,17 @@ use crate::graphql::types::{
     DeleteDestinationPayload, Destination, RotateSigningSecretInput, RotateSigningSecretPayload,
     UpdateDestinationInput, UpdateDestinationPayload,
 };
+use crate::dispatch::Dispatcher;
 use crate::store::{Store, destinations};
+
+/// Refuses a URL the dispatcher would refuse to send to (a literal internal address, or plain
+/// http when HTTPS is required), so the mistake shows when the destination is written.
+fn check_egress(ctx: &Context<'_>, url: &str) -> ApiResult<()> {
+    ctx.data_unchecked::<Dispatcher>()
+        .egress()
+        .check_url(url)
+        .map_err(|refusal| ApiError::bad_input("url", format!("url {refusal}")))
+}
 
 /// The longest grace period a rotation may give the previous secret: 30 days.
 const MAX_GRACE_SECONDS: i32 = 30 * 24 * 3600;
@@ -23,6 +33,7 @@ impl DestinationMutation {
         ctx: &Context<'_>,
         input: CreateDestinationInput,
     ) -> ApiResult<CreateDestinationPayload> {
+        check_egress(ctx, &input.url)?;
         let store = ctx.data_unchecked::<Store>();
         let created = destinations::create(store.db(), &actor(ctx), input.into()).await?;
         Ok(CreateDestinationPayload {
@@ -37,6 +48,9 @@ impl DestinationMutation {
         input: UpdateDestinationInput,
     ) -> ApiResult<UpdateDestinationPayload> {
         let store = ctx.data_unchecked::<Store>();
+        if let Some(url) = &input.url {
+            check_egress(ctx, url)?;
+        }
         let (id, patch) = input.into_patch();
         let updated = destinations::update(store.db(), &actor(ctx), &id, patch).await?;
         Ok(UpdateDestinationPayload {
