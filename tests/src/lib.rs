@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 mod node;
 mod receiver;
 mod tls;
-pub use node::NodeReceiver;
+pub use node::{NodeReceiver, introspection_query};
 pub use receiver::{Received, Receiver, Reply};
 pub use tls::TestCa;
 

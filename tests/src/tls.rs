@@ -32,7 +32,8 @@ impl TestCa {
         let mut leaf =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf.distinguished_name.push(DnType::CommonName, "localhost");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
 
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -43,7 +43,9 @@ pub enum Refusal {
         host: Option<String>,
     },
     /// `HERALD_REQUIRE_HTTPS=true` and the URL is plain http.
-    #[error("refused {url}: plain http is not allowed (HERALD_REQUIRE_HTTPS=true); use an https URL")]
+    #[error(
+        "refused {url}: plain http is not allowed (HERALD_REQUIRE_HTTPS=true); use an https URL"
+    )]
     PlainHttp { url: String },
 }
 
@@ -172,9 +174,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         Box::pin(async move {
             let host = name.as_str().to_owned();
             // Port 0: the connector puts the URL's port on the addresses it is given.
-            let answers: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let answers: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if answers.is_empty() {
                 return Err(Box::new(NoAddress(host)) as BoxError);
             }
@@ -228,17 +229,37 @@ mod tests {
             ("http://0177.0.0.1/", "127.0.0.1", "loopback"),
             ("http://127.1/", "127.0.0.1", "loopback"),
             ("http://[::1]/", "::1", "loopback"),
-            ("http://[::ffff:127.0.0.1]/", "::ffff:127.0.0.1", "IPv4-mapped form of 127.0.0.1"),
+            (
+                "http://[::ffff:127.0.0.1]/",
+                "::ffff:127.0.0.1",
+                "IPv4-mapped form of 127.0.0.1",
+            ),
             ("http://[::ffff:7f00:1]/", "::ffff:127.0.0.1", "loopback"),
-            ("http://169.254.169.254/latest/meta-data", "169.254.169.254", "cloud metadata"),
-            ("http://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe", "NAT64 form of 169.254.169.254"),
-            ("http://[2002:a00:1::]/", "2002:a00:1::", "6to4 form of 10.0.0.1"),
+            (
+                "http://169.254.169.254/latest/meta-data",
+                "169.254.169.254",
+                "cloud metadata",
+            ),
+            (
+                "http://[64:ff9b::a9fe:a9fe]/",
+                "64:ff9b::a9fe:a9fe",
+                "NAT64 form of 169.254.169.254",
+            ),
+            (
+                "http://[2002:a00:1::]/",
+                "2002:a00:1::",
+                "6to4 form of 10.0.0.1",
+            ),
             ("http://10.0.0.5/", "10.0.0.5", "RFC 1918"),
             ("http://0.0.0.0/", "0.0.0.0", "unspecified"),
             ("http://[::]/", "::", "unspecified"),
             ("http://[fd12::1]/", "fd12::1", "unique local"),
             ("http://[fe80::1]/", "fe80::1", "link-local"),
-            ("http://100.100.100.200/", "100.100.100.200", "carrier-grade NAT"),
+            (
+                "http://100.100.100.200/",
+                "100.100.100.200",
+                "carrier-grade NAT",
+            ),
             ("https://192.168.0.1:8443/x", "192.168.0.1", "RFC 1918"),
             ("http://198.18.0.1/", "198.18.0.1", "benchmarking"),
             ("http://240.0.0.1/", "240.0.0.1", "reserved"),
@@ -302,7 +323,10 @@ mod tests {
             .filter("localhost", answers)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("refused ::1 (an address of localhost): loopback"), "{err}");
+        assert!(
+            err.starts_with("refused ::1 (an address of localhost): loopback"),
+            "{err}"
+        );
         assert!(err.contains("and 2 more refused addresses"), "{err}");
     }
 

@@ -16,7 +16,14 @@ pub struct Rule {
     pub name: &'static str,
 }
 
-const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8, name: &'static str) -> (Ipv4Addr, u8, &'static str) {
+const fn v4(
+    a: u8,
+    b: u8,
+    c: u8,
+    d: u8,
+    len: u8,
+    name: &'static str,
+) -> (Ipv4Addr, u8, &'static str) {
     (Ipv4Addr::new(a, b, c, d), len, name)
 }
 
@@ -28,7 +35,14 @@ const V4: &[(Ipv4Addr, u8, &str)] = &[
     v4(10, 0, 0, 0, 8, "private network (RFC 1918)"),
     v4(100, 64, 0, 0, 10, "carrier-grade NAT (RFC 6598)"),
     v4(127, 0, 0, 0, 8, "loopback"),
-    v4(169, 254, 169, 254, 32, "cloud metadata service (link-local)"),
+    v4(
+        169,
+        254,
+        169,
+        254,
+        32,
+        "cloud metadata service (link-local)",
+    ),
     v4(169, 254, 0, 0, 16, "link-local"),
     v4(172, 16, 0, 0, 12, "private network (RFC 1918)"),
     v4(192, 0, 0, 0, 24, "IETF protocol assignments (RFC 6890)"),
@@ -37,7 +51,14 @@ const V4: &[(Ipv4Addr, u8, &str)] = &[
     v4(192, 52, 193, 0, 24, "AMT relay (RFC 7450)"),
     v4(192, 88, 99, 0, 24, "6to4 relay anycast (RFC 7526)"),
     v4(192, 168, 0, 0, 16, "private network (RFC 1918)"),
-    v4(192, 175, 48, 0, 24, "direct delegation AS112 service (RFC 7534)"),
+    v4(
+        192,
+        175,
+        48,
+        0,
+        24,
+        "direct delegation AS112 service (RFC 7534)",
+    ),
     v4(198, 18, 0, 0, 15, "benchmarking (RFC 2544)"),
     v4(198, 51, 100, 0, 24, "documentation (TEST-NET-2)"),
     v4(203, 0, 113, 0, 24, "documentation (TEST-NET-3)"),
@@ -56,13 +77,37 @@ const V6: &[(Ipv6Addr, u8, &str)] = &[
     v6([0, 0, 0, 0, 0, 0, 0, 0], 128, "unspecified (::)"),
     v6([0, 0, 0, 0, 0, 0, 0, 1], 128, "loopback (::1)"),
     // IPv4-compatible addresses (deprecated by RFC 4291): nothing legitimate uses them.
-    v6([0, 0, 0, 0, 0, 0, 0, 0], 96, "IPv4-compatible IPv6 (deprecated)"),
-    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "local-use NAT64 (RFC 8215)"),
+    v6(
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        96,
+        "IPv4-compatible IPv6 (deprecated)",
+    ),
+    v6(
+        [0x64, 0xff9b, 1, 0, 0, 0, 0, 0],
+        48,
+        "local-use NAT64 (RFC 8215)",
+    ),
     v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64, "discard-only (RFC 6666)"),
-    v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, "documentation (2001:db8::/32)"),
-    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23, "IETF protocol assignments (RFC 2928)"),
-    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, "documentation (RFC 9637)"),
-    v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16, "segment routing SIDs (RFC 9602)"),
+    v6(
+        [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
+        32,
+        "documentation (2001:db8::/32)",
+    ),
+    v6(
+        [0x2001, 0, 0, 0, 0, 0, 0, 0],
+        23,
+        "IETF protocol assignments (RFC 2928)",
+    ),
+    v6(
+        [0x3fff, 0, 0, 0, 0, 0, 0, 0],
+        20,
+        "documentation (RFC 9637)",
+    ),
+    v6(
+        [0x5f00, 0, 0, 0, 0, 0, 0, 0],
+        16,
+        "segment routing SIDs (RFC 9602)",
+    ),
     v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (fc00::/7)"),
     v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local (fe80::/10)"),
     v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local (deprecated)"),
@@ -73,12 +118,7 @@ const V6: &[(Ipv6Addr, u8, &str)] = &[
 /// (`2002:aabb:ccdd::/48`) address, with the form's name.
 pub fn embedded_v4(ip: Ipv6Addr) -> Option<(Ipv4Addr, &'static str)> {
     let s = ip.segments();
-    let tail = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
         [0, 0, 0, 0, 0, 0xffff, _, _] => Some((tail, "IPv4-mapped")),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some((tail, "NAT64")),

@@ -4,13 +4,11 @@
 
 mod alerts;
 mod auth;
+mod graphql;
 mod playground;
 
-use async_graphql::Data;
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -33,8 +31,13 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/graphql", get(playground::page).post(graphql))
-        .route("/graphql/ws", get(graphql_ws))
+        .route(
+            "/graphql",
+            get(playground::page)
+                .post(graphql::execute)
+                .layer(graphql::body_limit()),
+        )
+        .route("/graphql/ws", get(graphql::subscribe))
         .route(
             "/v1/alerts",
             post(alerts::receive).layer(alerts::body_limit()),
@@ -42,51 +45,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-async fn graphql(
-    State(app): State<AppState>,
-    principal: auth::Authenticated,
-    req: GraphQLRequest,
-) -> GraphQLResponse {
-    app.schema
-        .execute(req.into_inner().data(principal.0))
-        .await
-        .into()
-}
-
-/// Subscriptions over graphql-transport-ws (and the older graphql-ws). The token comes from the
-/// upgrade request's `Authorization` header or, since browsers cannot set that on a WebSocket,
-/// from the `connection_init` payload: `{"Authorization": "Bearer hrld_…"}`.
-async fn graphql_ws(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let from_header = auth::bearer_from_headers(&headers).map(str::to_owned);
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            let store = app.store.clone();
-            GraphQLWebSocket::new(stream, app.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = from_header
-                        .or_else(|| auth::bearer_from_init_payload(&payload))
-                        .ok_or_else(|| {
-                            async_graphql::Error::new(
-                                "missing API token: send {\"Authorization\": \"Bearer <token>\"} in connection_init",
-                            )
-                        })?;
-                    let principal = auth::authenticate(&store, &token)
-                        .await
-                        .map_err(|_| async_graphql::Error::new("unknown or revoked API token"))?;
-                    let mut data = Data::default();
-                    data.insert(principal);
-                    Ok(data)
-                })
-                .serve()
-        })
 }
 
 async fn healthz(State(app): State<AppState>) -> Response {

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use herald_server::app;
 use herald_server::config::{DispatchConfig, EgressConfig, Networks};
-use herald_server::egress::parse_networks;
 use herald_server::dispatch::retry::RetrySchedule;
+use herald_server::egress::parse_networks;
 use herald_server::store::Store;
 use herald_server::store::tokens::{self, Role};
 use herald_testkit::{Backend, GqlResponse, GraphqlClient, fresh_database_url};

@@ -7,6 +7,7 @@ mod delivery;
 mod destinations;
 mod egress;
 mod ingest;
+mod limits;
 mod schema;
 mod subscription;
 mod validation;

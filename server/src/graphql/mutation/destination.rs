@@ -1,6 +1,7 @@
 use async_graphql::{Context, Object};
 
 use super::actor;
+use crate::dispatch::Dispatcher;
 use crate::graphql::ApiError;
 use crate::graphql::errors::ApiResult;
 use crate::graphql::types::{
@@ -8,7 +9,6 @@ use crate::graphql::types::{
     DeleteDestinationPayload, Destination, RotateSigningSecretInput, RotateSigningSecretPayload,
     UpdateDestinationInput, UpdateDestinationPayload,
 };
-use crate::dispatch::Dispatcher;
 use crate::store::{Store, destinations};
 
 /// Refuses a URL the dispatcher would refuse to send to (a literal internal address, or plain
