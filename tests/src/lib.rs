@@ -11,9 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+mod hostile;
 mod node;
 mod receiver;
 mod tls;
+pub use hostile::{HostileReceiver, Misbehaviour};
 pub use node::{NodeReceiver, introspection_query};
 pub use receiver::{Received, Receiver, Reply};
 pub use tls::TestCa;

@@ -3,5 +3,6 @@
 mod cli;
 mod durability;
 mod examples;
+mod hostile;
 mod process;
 mod secrets;
