@@ -134,9 +134,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
+    // The port first: a port in use is the one line an operator sees, before any key work.
+    let listener = app::bind(cfg.listen).await?;
     let (store, unlocked) = open_store_with_keys(db).await?;
     tracing::debug!(key_id = %unlocked.active_key_id, "secrets are encrypted at rest");
-    let listener = app::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let host = if addr.ip().is_unspecified() {
         format!("localhost:{}", addr.port())

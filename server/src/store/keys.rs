@@ -227,6 +227,18 @@ pub async fn unlock(
         }
     };
     txn.commit().await?;
+    if sealed_plain_values > 0 && store.backend() == DatabaseBackend::Sqlite {
+        // The plain-text pages still sit in the database file until a checkpoint copies the new
+        // ones over them; do it now rather than at some later auto-checkpoint. Best effort: a busy
+        // reader only delays it to the next checkpoint.
+        if let Err(e) = store
+            .db()
+            .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+        {
+            tracing::warn!(error = %e, "cannot checkpoint the WAL after encrypting the secrets");
+        }
+    }
     Ok((
         store,
         Unlocked {

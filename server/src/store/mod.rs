@@ -113,6 +113,10 @@ impl Store {
                     .foreign_keys(true)
                     // Keep more pages per connection: the queue's hot pages are read constantly.
                     .pragma("cache_size", "-16384")
+                    // Deleted and overwritten content is zeroed, so a secret's plain text (from
+                    // before encryption at rest) or an old key's ciphertext does not linger in
+                    // free space of the file.
+                    .pragma("secure_delete", "ON")
             });
         }
         let db = Database::connect(opts).await.map_err(StoreError::Connect)?;
