@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app;
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::store::Store;
+use crate::store::keys::{self, KeyOrigin, Unlocked};
 use crate::store::tokens::{self, Role};
 
 #[derive(Debug, Parser)]
@@ -32,6 +33,16 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the key that encrypts secrets at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-encrypt every secret under a new key, beside running servers: the key in
+    /// HERALD_NEW_ENCRYPTION_KEY, or on SQLite with a key file, a new key written to it.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +84,38 @@ async fn open_store(db: &DatabaseConfig) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// The store with its keys, checked against the database (see `keys::unlock`).
+async fn open_store_with_keys(db: &DatabaseConfig) -> anyhow::Result<(Store, Unlocked)> {
+    let store = open_store(db).await?;
+    let (store, unlocked) = keys::unlock(
+        store,
+        &db.url,
+        db.encryption.key.as_ref().map(|k| k.expose()),
+        db.encryption.new_key.as_ref().map(|k| k.expose()),
+    )
+    .await?;
+    if let KeyOrigin::KeyFile {
+        path,
+        created: true,
+    } = &unlocked.origin
+    {
+        tracing::info!(
+            path = %path.display(),
+            key_id = %unlocked.active_key_id,
+            "created the encryption key file (readable by its owner only); back it up with the \
+             database: without it the signing secrets and custom header values cannot be read"
+        );
+    }
+    if unlocked.sealed_plain_values > 0 {
+        tracing::info!(
+            values = unlocked.sealed_plain_values,
+            key_id = %unlocked.active_key_id,
+            "encrypted the secrets stored before encryption at rest"
+        );
+    }
+    Ok((store, unlocked))
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::PrintSchema => {
@@ -86,12 +129,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(cfg) => serve(&cli.database, cfg).await,
         Command::Token(cmd) => token(&cli.database, cmd).await,
+        Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.database).await,
     }
 }
 
 async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
-    let store = open_store(db).await?;
+    // The port first: a port in use is the one line an operator sees, before any key work.
     let listener = app::bind(cfg.listen).await?;
+    let (store, unlocked) = open_store_with_keys(db).await?;
+    tracing::debug!(key_id = %unlocked.active_key_id, "secrets are encrypted at rest");
     let addr = listener.local_addr()?;
     let host = if addr.ip().is_unspecified() {
         format!("localhost:{}", addr.port())
@@ -111,6 +157,26 @@ async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(%addr, %playground, "herald is listening");
     app::serve(store, cfg.dispatch, listener, shutdown_signal()).await?;
     tracing::info!("herald stopped");
+    Ok(())
+}
+
+async fn rotate_keys(db: &DatabaseConfig) -> anyhow::Result<()> {
+    let (store, unlocked) = open_store_with_keys(db).await?;
+    let new_key = db.encryption.new_key.as_ref().map(|k| k.expose());
+    let done = keys::rotate(&store, &unlocked.origin, new_key)
+        .await
+        .context("the key rotation stopped; run it again to finish")?;
+    println!(
+        "Re-encrypted {} secrets of {} destinations: key id {} replaces {}.",
+        done.values, done.destinations, done.to_key_id, done.from_key_id
+    );
+    match done.key_file {
+        Some(path) => println!("The key file {} holds the new key alone.", path.display()),
+        None => println!(
+            "Now give every replica the new key as HERALD_ENCRYPTION_KEY and unset \
+             HERALD_NEW_ENCRYPTION_KEY."
+        ),
+    }
     Ok(())
 }
 

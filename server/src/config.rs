@@ -32,6 +32,57 @@ pub struct DatabaseConfig {
         global = true
     )]
     pub max_connections: u32,
+
+    #[command(flatten)]
+    pub encryption: EncryptionConfig,
+}
+
+/// The keys that encrypt signing secrets and custom header values at rest.
+#[derive(Debug, Clone, Args)]
+pub struct EncryptionConfig {
+    /// Base64 of 32 bytes (`openssl rand -base64 32`). Required on PostgreSQL, where every replica
+    /// needs the same key; on SQLite, without it Herald keeps a key file beside the database.
+    /// Prefer the variable: a flag shows in the process list.
+    #[arg(
+        long = "encryption-key",
+        env = "HERALD_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true,
+        value_parser = key_text
+    )]
+    pub key: Option<KeyText>,
+
+    /// During a key rotation: the next key, held beside the current one so that values sealed
+    /// under either open; `herald keys rotate` moves every secret to it.
+    #[arg(
+        long = "new-encryption-key",
+        env = "HERALD_NEW_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true,
+        value_parser = key_text
+    )]
+    pub new_key: Option<KeyText>,
+}
+
+/// A key as given. Clap takes it as it is and `Debug` hides it: it is parsed later, by code whose
+/// errors name the variable and never repeat the value (clap's own errors quote bad values).
+#[derive(Clone)]
+pub struct KeyText(String);
+
+impl KeyText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(<redacted>)")
+    }
+}
+
+fn key_text(s: &str) -> Result<KeyText, std::convert::Infallible> {
+    Ok(KeyText(s.to_owned()))
 }
 
 #[derive(Debug, Clone, Args)]

@@ -232,6 +232,19 @@ impl PgCluster {
     }
 }
 
+/// A fixed encryption key (`HERALD_ENCRYPTION_KEY`) for test servers on PostgreSQL, where Herald
+/// requires one; every test database is new, so one key for all of them is enough.
+pub fn test_encryption_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([0x42u8; 32])
+}
+
+/// A new random encryption key, as `openssl rand -base64 32` makes one.
+pub fn random_encryption_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
 /// The database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

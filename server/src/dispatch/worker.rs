@@ -191,7 +191,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             .into_iter()
             .collect();
         let targets: HashMap<String, Arc<Destination>> =
-            match destinations::get_many(inner.store.db(), &ids).await {
+            match destinations::get_many(inner.store.db(), inner.store.secrets(), &ids).await {
                 Ok(list) => list
                     .into_iter()
                     .map(|d| (d.id.clone(), Arc::new(d)))
@@ -284,8 +284,12 @@ async fn destination_gone(inner: &Inner, d: &Delivery) {
 }
 
 pub(super) async fn attempt_now(inner: &Inner, claimed: Claimed) -> Result<Delivery, StoreError> {
-    let Some(target) =
-        destinations::get(inner.store.db(), &claimed.delivery.destination_id).await?
+    let Some(target) = destinations::get(
+        inner.store.db(),
+        inner.store.secrets(),
+        &claimed.delivery.destination_id,
+    )
+    .await?
     else {
         return Err(StoreError::NotFound {
             kind: "destination",

@@ -650,7 +650,7 @@ pub async fn resend(db: &DatabaseConnection, delivery_id: &str) -> Result<Delive
             kind: "delivery",
             id: delivery_id.to_owned(),
         })?;
-    let target = super::destinations::get(&txn, &original.destination_id)
+    let label = super::destinations::display_name(&txn, &original.destination_id)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             kind: "destination",
@@ -659,8 +659,8 @@ pub async fn resend(db: &DatabaseConnection, delivery_id: &str) -> Result<Delive
     let resent = enqueue(
         &txn,
         &original.alert_id,
-        &target.id,
-        &target.display_name,
+        &original.destination_id,
+        &label,
         original.webhook_id.clone(),
         Some(original.id.clone()),
         false,
@@ -694,38 +694,26 @@ pub async fn resend_alert(
         if !seen.insert(id.as_str()) {
             continue;
         }
-        let target =
-            super::destinations::get(&txn, id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "destination",
-                    id: id.clone(),
-                })?;
+        let label = super::destinations::display_name(&txn, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "destination",
+                id: id.clone(),
+            })?;
         let delivery = match original_for(&txn, alert_id, id).await? {
             Some(original) => {
                 enqueue(
                     &txn,
                     alert_id,
                     id,
-                    &target.display_name,
+                    &label,
                     original.webhook_id,
                     Some(original.id),
                     false,
                 )
                 .await?
             }
-            None => {
-                enqueue(
-                    &txn,
-                    alert_id,
-                    id,
-                    &target.display_name,
-                    ids::webhook(),
-                    None,
-                    false,
-                )
-                .await?
-            }
+            None => enqueue(&txn, alert_id, id, &label, ids::webhook(), None, false).await?,
         };
         out.push(delivery);
     }

@@ -19,7 +19,8 @@ use serde_json::json;
 use super::audit::{self, Actor};
 use super::entities::{delivery, destination};
 use super::error::is_unique_violation;
-use super::{Page, StoreError, ids, now, secrets};
+use super::secrets::{Key, Secrets, Slot};
+use super::{Page, StoreError, ids, now};
 use crate::signing;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,20 +55,38 @@ pub struct Destination {
     pub updated_at: DateTime<Utc>,
 }
 
-impl TryFrom<destination::Model> for Destination {
-    type Error = StoreError;
-    fn try_from(m: destination::Model) -> Result<Self, StoreError> {
-        let headers: Vec<CustomHeader> =
-            serde_json::from_str(&secrets::open(&m.custom_headers)?)
-                .map_err(|e| StoreError::Corrupt(format!("custom headers of {}: {e}", m.id)))?;
-        let previous = match (m.previous_signing_secret, m.previous_secret_expires_at) {
-            (Some(s), Some(until)) => Some((secrets::open(&s)?, until)),
+fn slot<'a>(column: &'static str, id: &'a str) -> Slot<'a> {
+    Slot {
+        table: "destinations",
+        column,
+        row: id,
+    }
+}
+
+fn open_headers(
+    secrets: &Secrets,
+    m: &destination::Model,
+) -> Result<Vec<CustomHeader>, StoreError> {
+    // The JSON error names the row only: its text could quote a header value.
+    serde_json::from_str(&secrets.open(slot("custom_headers", &m.id), &m.custom_headers)?)
+        .map_err(|_| StoreError::Corrupt(format!("custom headers of {} are not a JSON list", m.id)))
+}
+
+impl Destination {
+    /// The destination in a row, its secrets opened.
+    fn open(secrets: &Secrets, m: destination::Model) -> Result<Self, StoreError> {
+        let headers = open_headers(secrets, &m)?;
+        let previous = match (&m.previous_signing_secret, m.previous_secret_expires_at) {
+            (Some(s), Some(until)) => Some((
+                secrets.open(slot("previous_signing_secret", &m.id), s)?,
+                until,
+            )),
             _ => None,
         };
         Ok(Destination {
             severities: Severity::from_mask(m.severity_mask),
             alert_types: AlertType::from_mask(m.alert_type_mask),
-            signing_secret: secrets::open(&m.signing_secret)?,
+            signing_secret: secrets.open(slot("signing_secret", &m.id), &m.signing_secret)?,
             previous_signing_secret: previous,
             custom_headers: headers,
             id: m.id,
@@ -106,8 +125,11 @@ fn name_key(display_name: &str) -> String {
     display_name.to_lowercase()
 }
 
-fn encode_headers(headers: &[CustomHeader]) -> String {
-    secrets::seal(&serde_json::to_string(headers).expect("headers serialize"))
+fn seal_headers(key: &Key, id: &str, headers: &[CustomHeader]) -> String {
+    key.seal(
+        slot("custom_headers", id),
+        &serde_json::to_string(headers).expect("headers serialize"),
+    )
 }
 
 /// Validates the fields a write sets, in the order the user reads them.
@@ -155,6 +177,7 @@ fn audit_detail(d: &Destination, fields: &[&str]) -> serde_json::Value {
 
 pub async fn create(
     db: &DatabaseConnection,
+    secrets: &Secrets,
     actor: &Actor,
     new: NewDestination,
 ) -> Result<Destination, StoreError> {
@@ -167,27 +190,29 @@ pub async fn create(
     )?;
     let severities = new.severities.unwrap_or_else(|| Severity::ALL.to_vec());
     let at = now();
+    let id = ids::destination();
+    let txn = super::begin_write(db).await?;
+    let key = secrets.sealing_key(&txn).await?;
     let row = destination::ActiveModel {
-        id: Set(ids::destination()),
+        custom_headers: Set(seal_headers(&key, &id, &new.custom_headers)),
+        signing_secret: Set(key.seal(slot("signing_secret", &id), &signing::generate_secret())),
+        id: Set(id),
         display_name_key: Set(name_key(&new.display_name)),
         display_name: Set(new.display_name.clone()),
         url: Set(new.url),
         severity_mask: Set(Severity::mask_of(&severities)),
         alert_type_mask: Set(AlertType::mask_of(&alert_types)),
-        custom_headers: Set(encode_headers(&new.custom_headers)),
         enabled: Set(new.enabled.unwrap_or(true)),
-        signing_secret: Set(secrets::seal(&signing::generate_secret())),
         previous_signing_secret: Set(None),
         previous_secret_expires_at: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
     };
-    let txn = super::begin_write(db).await?;
     let model = destination::Entity::insert(row)
         .exec_with_returning(&txn)
         .await
         .map_err(|e| map_write_error(e, &new.display_name))?;
-    let created = Destination::try_from(model)?;
+    let created = Destination::open(secrets, model)?;
     audit::record(
         &txn,
         actor,
@@ -202,6 +227,7 @@ pub async fn create(
 
 pub async fn update(
     db: &DatabaseConnection,
+    secrets: &Secrets,
     actor: &Actor,
     id: &str,
     patch: DestinationPatch,
@@ -242,9 +268,10 @@ pub async fn update(
         changed.push("alertTypes");
     }
     if let Some(headers) = patch.custom_headers {
-        let encoded = encode_headers(&headers);
-        if encoded != current.custom_headers {
-            row.custom_headers = Set(encoded);
+        // Compared opened: the same headers sealed again never give the same ciphertext.
+        if headers != open_headers(secrets, &current)? {
+            let key = secrets.sealing_key(&txn).await?;
+            row.custom_headers = Set(seal_headers(&key, id, &headers));
             changed.push("customHeaders");
         }
     }
@@ -256,7 +283,7 @@ pub async fn update(
         // Nothing to write: an identical update keeps updatedAt, so declarative clients that
         // re-apply the same state see no drift.
         txn.commit().await?;
-        return Destination::try_from(current);
+        return Destination::open(secrets, current);
     }
     row.updated_at = Set(now());
     let display_name = match &row.display_name {
@@ -267,7 +294,7 @@ pub async fn update(
         .update(&txn)
         .await
         .map_err(|e| map_write_error(e, &display_name))?;
-    let updated = Destination::try_from(model)?;
+    let updated = Destination::open(secrets, model)?;
     audit::record(
         &txn,
         actor,
@@ -282,7 +309,12 @@ pub async fn update(
 
 /// Deletes a destination. Its deliveries stay (they carry the label it had), and those still
 /// waiting end as FAILED with the message `destination deleted`.
-pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<(), StoreError> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    secrets: &Secrets,
+    actor: &Actor,
+    id: &str,
+) -> Result<(), StoreError> {
     let txn = super::begin_write(db).await?;
     let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
     let at = now();
@@ -306,7 +338,7 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
         .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
         .exec(&txn)
         .await?;
-    let deleted = Destination::try_from(current)?;
+    let deleted = Destination::open(secrets, current)?;
     audit::record(
         &txn,
         actor,
@@ -323,6 +355,7 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
 /// can switch over without rejecting a delivery.
 pub async fn rotate_secret(
     db: &DatabaseConnection,
+    secrets: &Secrets,
     actor: &Actor,
     id: &str,
     grace: chrono::Duration,
@@ -330,17 +363,22 @@ pub async fn rotate_secret(
     let txn = super::begin_write(db).await?;
     let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
     let at = now();
+    let key = secrets.sealing_key(&txn).await?;
     let mut row = current.clone().into_active_model();
-    row.signing_secret = Set(secrets::seal(&signing::generate_secret()));
+    row.signing_secret = Set(key.seal(slot("signing_secret", id), &signing::generate_secret()));
     if grace > chrono::Duration::zero() {
-        row.previous_signing_secret = Set(Some(current.signing_secret.clone()));
+        // Opened and sealed again: the associated data binds a sealed value to its column.
+        let previous = secrets.open(slot("signing_secret", id), &current.signing_secret)?;
+        row.previous_signing_secret = Set(Some(
+            key.seal(slot("previous_signing_secret", id), &previous),
+        ));
         row.previous_secret_expires_at = Set(Some(at + grace));
     } else {
         row.previous_signing_secret = Set(None);
         row.previous_secret_expires_at = Set(None);
     }
     row.updated_at = Set(at);
-    let updated = Destination::try_from(row.update(&txn).await?)?;
+    let updated = Destination::open(secrets, row.update(&txn).await?)?;
     audit::record(
         &txn,
         actor,
@@ -369,9 +407,23 @@ async fn find_model(
         .await?)
 }
 
+/// A destination's display name, for the label of a delivery queued to it; needs no key.
+pub(crate) async fn display_name(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(destination::Entity::find_by_id(id.to_owned())
+        .select_only()
+        .column(destination::Column::DisplayName)
+        .into_tuple::<String>()
+        .one(conn)
+        .await?)
+}
+
 /// The destinations with these ids that exist.
 pub async fn get_many(
     conn: &impl ConnectionTrait,
+    secrets: &Secrets,
     ids: &[String],
 ) -> Result<Vec<Destination>, StoreError> {
     destination::Entity::find()
@@ -379,14 +431,18 @@ pub async fn get_many(
         .all(conn)
         .await?
         .into_iter()
-        .map(Destination::try_from)
+        .map(|m| Destination::open(secrets, m))
         .collect()
 }
 
-pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Destination>, StoreError> {
+pub async fn get(
+    conn: &impl ConnectionTrait,
+    secrets: &Secrets,
+    id: &str,
+) -> Result<Option<Destination>, StoreError> {
     find_model(conn, id)
         .await?
-        .map(Destination::try_from)
+        .map(|m| Destination::open(secrets, m))
         .transpose()
 }
 
@@ -394,6 +450,7 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Destina
 /// optionally only the one whose name matches `display_name` case-insensitively.
 pub async fn list(
     conn: &impl ConnectionTrait,
+    secrets: &Secrets,
     first: u64,
     after: Option<&str>,
     display_name: Option<&str>,
@@ -415,5 +472,14 @@ pub async fn list(
         .limit(first + 1)
         .all(conn)
         .await?;
-    Page::from_rows(rows, first, total_count)
+    let has_next_page = rows.len() as u64 > first;
+    Ok(Page {
+        items: rows
+            .into_iter()
+            .take(first as usize)
+            .map(|m| Destination::open(secrets, m))
+            .collect::<Result<_, _>>()?,
+        has_next_page,
+        total_count,
+    })
 }

@@ -3,11 +3,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use herald_server::app;
 use herald_server::config::{DispatchConfig, EgressConfig, Networks};
 use herald_server::dispatch::retry::RetrySchedule;
 use herald_server::egress::parse_networks;
 use herald_server::store::Store;
+use herald_server::store::keys;
 use herald_server::store::tokens::{self, Role};
 use herald_testkit::{Backend, GqlResponse, GraphqlClient, fresh_database_url};
 use serde_json::{Value, json};
@@ -57,6 +60,11 @@ impl TestApp {
         let database_url = fresh_database_url(backend, dir.path());
         let store = Store::connect(&database_url, 10).await.unwrap();
         store.migrate().await.unwrap();
+        // A fresh key per app, as HERALD_ENCRYPTION_KEY would give it (PostgreSQL needs one).
+        let key = STANDARD.encode(rand::random::<[u8; 32]>());
+        let (store, _) = keys::unlock(store, &database_url, Some(&key), None)
+            .await
+            .unwrap();
         let (_, admin_token) = tokens::create(store.db(), "test-admin", Role::Admin)
             .await
             .unwrap();

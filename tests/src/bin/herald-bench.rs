@@ -86,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
         .env("RUST_LOG", "warn")
         // The benchmark's receiver listens on loopback, which Herald refuses by default.
         .env("HERALD_ALLOW_NETWORKS", herald_testkit::LOOPBACK_NETWORKS)
+        .env(
+            "HERALD_ENCRYPTION_KEY",
+            herald_testkit::test_encryption_key(),
+        )
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("HERALD_")))
         .stdout(Stdio::null())
         .spawn()?;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod durability;
+mod encryption;
 mod examples;
 mod hostile;
 mod process;

@@ -88,7 +88,7 @@ impl AlertMutation {
     ) -> ApiResult<SendTestAlertPayload> {
         let store = ctx.data_unchecked::<Store>();
         let dispatcher = ctx.data_unchecked::<Dispatcher>();
-        let target = destinations::get(store.db(), &input.destination_id)
+        let target = destinations::get(store.db(), store.secrets(), &input.destination_id)
             .await?
             .ok_or_else(|| ApiError::NotFound {
                 kind: "destination",

@@ -35,7 +35,8 @@ impl DestinationMutation {
     ) -> ApiResult<CreateDestinationPayload> {
         check_egress(ctx, &input.url)?;
         let store = ctx.data_unchecked::<Store>();
-        let created = destinations::create(store.db(), &actor(ctx), input.into()).await?;
+        let created =
+            destinations::create(store.db(), store.secrets(), &actor(ctx), input.into()).await?;
         Ok(CreateDestinationPayload {
             destination: Destination(created),
         })
@@ -52,7 +53,8 @@ impl DestinationMutation {
             check_egress(ctx, url)?;
         }
         let (id, patch) = input.into_patch();
-        let updated = destinations::update(store.db(), &actor(ctx), &id, patch).await?;
+        let updated =
+            destinations::update(store.db(), store.secrets(), &actor(ctx), &id, patch).await?;
         Ok(UpdateDestinationPayload {
             destination: Destination(updated),
         })
@@ -65,7 +67,7 @@ impl DestinationMutation {
         input: DeleteDestinationInput,
     ) -> ApiResult<DeleteDestinationPayload> {
         let store = ctx.data_unchecked::<Store>();
-        destinations::delete(store.db(), &actor(ctx), &input.id).await?;
+        destinations::delete(store.db(), store.secrets(), &actor(ctx), &input.id).await?;
         Ok(DeleteDestinationPayload {
             deleted_id: input.id,
         })
@@ -89,6 +91,7 @@ impl DestinationMutation {
         let store = ctx.data_unchecked::<Store>();
         let rotated = destinations::rotate_secret(
             store.db(),
+            store.secrets(),
             &actor(ctx),
             &input.id,
             chrono::Duration::seconds(grace.into()),

@@ -52,9 +52,11 @@ impl Delivery {
     /// Null once the destination is deleted; `label` keeps its name.
     async fn destination(&self, ctx: &Context<'_>) -> ApiResult<Option<Destination>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(destinations::get(store.db(), &self.0.destination_id)
-            .await?
-            .map(Destination))
+        Ok(
+            destinations::get(store.db(), store.secrets(), &self.0.destination_id)
+                .await?
+                .map(Destination),
+        )
     }
 
     /// The destination's display name when the delivery was made.
