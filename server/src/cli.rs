@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app;
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::store::Store;
+use crate::store::audit::Actor;
 use crate::store::tokens::{self, Role};
 
 #[derive(Debug, Parser)]
@@ -133,7 +134,8 @@ async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(db).await?;
     match cmd {
         TokenCommand::Create { name, role } => {
-            let (info, token) = tokens::create(store.db(), &name, role.into()).await?;
+            let (info, token) =
+                tokens::create(store.db(), &Actor::cli(), &name, role.into()).await?;
             println!(
                 "Created API token {:?} with role {}. It is shown only this once:",
                 info.name,
@@ -157,7 +159,7 @@ async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { name } => {
-            tokens::revoke(store.db(), &name).await?;
+            tokens::revoke(store.db(), &Actor::cli(), &name).await?;
             println!("revoked API token {name:?}");
         }
     }

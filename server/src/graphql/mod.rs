@@ -36,6 +36,7 @@ pub fn build_schema(store: Store, dispatcher: Dispatcher, ingest: Ingest) -> Her
     .data(dispatcher)
     .data(ingest)
     .extension(guards::MutationsNeedAdmin)
+    .extension(errors::ArgumentErrors)
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
     .finish()
