@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app;
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::store::Store;
+use crate::store::audit::Actor;
 use crate::store::keys::{self, KeyOrigin, Unlocked};
 use crate::store::tokens::{self, Role};
 
@@ -163,7 +164,7 @@ async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
 async fn rotate_keys(db: &DatabaseConfig) -> anyhow::Result<()> {
     let (store, unlocked) = open_store_with_keys(db).await?;
     let new_key = db.encryption.new_key.as_ref().map(|k| k.expose());
-    let done = keys::rotate(&store, &unlocked.origin, new_key)
+    let done = keys::rotate(&store, &Actor::cli(), &unlocked.origin, new_key)
         .await
         .context("the key rotation stopped; run it again to finish")?;
     println!(
@@ -199,7 +200,8 @@ async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(db).await?;
     match cmd {
         TokenCommand::Create { name, role } => {
-            let (info, token) = tokens::create(store.db(), &name, role.into()).await?;
+            let (info, token) =
+                tokens::create(store.db(), &Actor::cli(), &name, role.into()).await?;
             println!(
                 "Created API token {:?} with role {}. It is shown only this once:",
                 info.name,
@@ -223,7 +225,7 @@ async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { name } => {
-            tokens::revoke(store.db(), &name).await?;
+            tokens::revoke(store.db(), &Actor::cli(), &name).await?;
             println!("revoked API token {name:?}");
         }
     }

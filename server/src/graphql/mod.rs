@@ -33,6 +33,7 @@ pub fn build_schema(store: Store, dispatcher: Dispatcher, ingest: Ingest) -> Her
     .data(dispatcher)
     .data(ingest)
     .extension(guards::MutationsNeedAdmin)
+    .extension(errors::ArgumentErrors)
     // Depth, complexity, aliases and document size, each refused with its name and value.
     .extension(limits::QueryLimits)
     .finish()

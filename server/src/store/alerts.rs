@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::audit::{self, Action, Actor};
 use super::deliveries::{self, Delivery, INSERT_CHUNK};
 use super::entities::{alert, delivery, destination};
 use super::error::is_unique_violation;
@@ -253,8 +254,10 @@ async fn load_accepted(
 
 /// Stores an alert with no routing (the synchronous test alert) and its one delivery, already
 /// leased to `worker`: the caller sends it at once, and the queue must not send it as well.
+/// Recorded as `alert.test_sent` on the destination.
 pub async fn insert_test(
     db: &DatabaseConnection,
+    actor: &Actor,
     payload: &PantherPayload,
     destination_id: &str,
     label: &str,
@@ -292,6 +295,14 @@ pub async fn insert_test(
     let delivery = delivery::Entity::insert(row)
         .exec_with_returning(&txn)
         .await?;
+    audit::record(
+        &txn,
+        actor,
+        Action::AlertTestSent,
+        Some(destination_id),
+        &[],
+    )
+    .await?;
     txn.commit().await?;
     Ok((Alert::try_from(model)?, Delivery::try_from(delivery)?))
 }

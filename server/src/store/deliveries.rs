@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde_json::Value as Json;
 
+use super::audit::{self, Action, Actor};
 use super::entities::{alert, delivery, delivery_attempt, destination};
 use super::{Page, StoreError, ids, now};
 
@@ -641,8 +642,13 @@ pub async fn fail_without_attempt(
 }
 
 /// Queues a re-send of a delivery: a new delivery with `resend_of` set, the same webhook id and
-/// body, sent to the destination as it is now, with the full retry schedule.
-pub async fn resend(db: &DatabaseConnection, delivery_id: &str) -> Result<Delivery, StoreError> {
+/// body, sent to the destination as it is now, with the full retry schedule. Recorded as
+/// `delivery.resent` on the new delivery.
+pub async fn resend(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    delivery_id: &str,
+) -> Result<Delivery, StoreError> {
     let txn = super::begin_write(db).await?;
     let original = get(&txn, delivery_id)
         .await?
@@ -666,14 +672,17 @@ pub async fn resend(db: &DatabaseConnection, delivery_id: &str) -> Result<Delive
         false,
     )
     .await?;
+    audit::record(&txn, actor, Action::DeliveryResent, Some(&resent.id), &[]).await?;
     txn.commit().await?;
     Ok(resent)
 }
 
 /// Queues an alert again for each destination: a re-send of its original delivery there, or a
 /// first delivery where it never went. Every destination must exist; otherwise nothing is queued.
+/// Each delivery queued is recorded as `delivery.resent`.
 pub async fn resend_alert(
     db: &DatabaseConnection,
+    actor: &Actor,
     alert_id: &str,
     destination_ids: &[String],
 ) -> Result<Vec<Delivery>, StoreError> {
@@ -715,6 +724,7 @@ pub async fn resend_alert(
             }
             None => enqueue(&txn, alert_id, id, &label, ids::webhook(), None, false).await?,
         };
+        audit::record(&txn, actor, Action::DeliveryResent, Some(&delivery.id), &[]).await?;
         out.push(delivery);
     }
     txn.commit().await?;

@@ -1,5 +1,5 @@
 //! Destinations: where alerts go. Every write validates the whole resulting destination with the
-//! shared rules before it touches the database, and writes its audit entry in the same
+//! shared rules before it touches the database, and writes its audit event in the same
 //! transaction, so a rejected change leaves nothing behind.
 
 use chrono::{DateTime, Utc};
@@ -14,9 +14,8 @@ use sea_orm::{
     QuerySelect,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::audit::{self, Actor};
+use super::audit::{self, Action, Actor};
 use super::entities::{delivery, destination};
 use super::error::is_unique_violation;
 use super::secrets::{Key, Secrets, Slot};
@@ -162,18 +161,16 @@ fn map_write_error(e: sea_orm::DbErr, display_name: &str) -> StoreError {
     }
 }
 
-/// What the audit log says about a destination's fields: names and non-secret values only.
-fn audit_detail(d: &Destination, fields: &[&str]) -> serde_json::Value {
-    json!({
-        "fields": fields,
-        "displayName": d.display_name,
-        "url": d.url,
-        "severities": d.severities.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "alertTypes": d.alert_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-        "customHeaderNames": d.custom_headers.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
-        "enabled": d.enabled,
-    })
-}
+/// The fields a new destination gets, all of which `destination.created` lists as changed.
+const CREATED_FIELDS: &[&str] = &[
+    "displayName",
+    "url",
+    "severities",
+    "alertTypes",
+    "customHeaders",
+    "enabled",
+    "signingSecret",
+];
 
 pub async fn create(
     db: &DatabaseConnection,
@@ -216,9 +213,9 @@ pub async fn create(
     audit::record(
         &txn,
         actor,
-        "destination.create",
-        &created.id,
-        audit_detail(&created, &[]),
+        Action::DestinationCreated,
+        Some(&created.id),
+        CREATED_FIELDS,
     )
     .await?;
     txn.commit().await?;
@@ -295,28 +292,33 @@ pub async fn update(
         .await
         .map_err(|e| map_write_error(e, &display_name))?;
     let updated = Destination::open(secrets, model)?;
-    audit::record(
-        &txn,
-        actor,
-        "destination.update",
-        id,
-        audit_detail(&updated, &changed),
-    )
-    .await?;
+    // A flip of `enabled` is its own event (`destination.enabled`/`disabled`), so filtering on
+    // either action finds every such change; the other fields, if any, are `destination.updated`.
+    let others: Vec<&str> = changed
+        .iter()
+        .copied()
+        .filter(|f| *f != "enabled")
+        .collect();
+    if !others.is_empty() {
+        audit::record(&txn, actor, Action::DestinationUpdated, Some(id), &others).await?;
+    }
+    if changed.contains(&"enabled") {
+        let action = if updated.enabled {
+            Action::DestinationEnabled
+        } else {
+            Action::DestinationDisabled
+        };
+        audit::record(&txn, actor, action, Some(id), &["enabled"]).await?;
+    }
     txn.commit().await?;
     Ok(updated)
 }
 
 /// Deletes a destination. Its deliveries stay (they carry the label it had), and those still
 /// waiting end as FAILED with the message `destination deleted`.
-pub async fn delete(
-    db: &DatabaseConnection,
-    secrets: &Secrets,
-    actor: &Actor,
-    id: &str,
-) -> Result<(), StoreError> {
+pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<(), StoreError> {
     let txn = super::begin_write(db).await?;
-    let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
+    find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
     let at = now();
     // The row goes first: on PostgreSQL this waits for any alert transaction that routed to the
     // destination (it holds the row FOR SHARE), so the next statement sees its deliveries too.
@@ -338,15 +340,7 @@ pub async fn delete(
         .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
         .exec(&txn)
         .await?;
-    let deleted = Destination::open(secrets, current)?;
-    audit::record(
-        &txn,
-        actor,
-        "destination.delete",
-        id,
-        audit_detail(&deleted, &[]),
-    )
-    .await?;
+    audit::record(&txn, actor, Action::DestinationDeleted, Some(id), &[]).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -382,9 +376,9 @@ pub async fn rotate_secret(
     audit::record(
         &txn,
         actor,
-        "destination.rotate_secret",
-        id,
-        json!({"gracePeriodSeconds": grace.num_seconds()}),
+        Action::DestinationSigningSecretRotated,
+        Some(id),
+        &["signingSecret"],
     )
     .await?;
     txn.commit().await?;

@@ -10,6 +10,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::audit::{self, Actor};
 use super::entities::{destination, server_state};
 use super::secrets::{
     self, CANARY_KEY, Key, SecretError, Secrets, Slot, canary_opens, read_canary, seal_canary,
@@ -343,6 +344,7 @@ pub struct Rotation {
 /// none is left under another key. `store` must come from `unlock`.
 pub async fn rotate(
     store: &Store,
+    actor: &Actor,
     origin: &KeyOrigin,
     new_key: Option<&str>,
 ) -> Result<Rotation, StoreError> {
@@ -391,7 +393,14 @@ pub async fn rotate(
         // Nothing is sealed under the old keys any more.
         replace_key_file(path, &[&new])?;
     }
-    // TODO(audit): encryption key rotated
+    // Recorded once every value is under the new key: an interrupted rotation is not a rotation.
+    audit::record_encryption_key_rotated(
+        store.db(),
+        actor,
+        Some(new.id()),
+        &["signingSecret", "previousSigningSecret", "customHeaders"],
+    )
+    .await?;
     Ok(Rotation {
         from_key_id,
         to_key_id: new.id().to_owned(),

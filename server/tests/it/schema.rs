@@ -24,6 +24,7 @@ fn schema_keeps_the_fixed_contract() {
         "viewer: Viewer!",
         "signingSecret: String\n",
         "totalCount: Int!",
+        "auditEvents(first: Int, after: String, targetId: ID, action: String, since: DateTime): AuditEventConnection!",
     ] {
         assert!(sdl.contains(fragment), "schema lacks {fragment:?}");
     }

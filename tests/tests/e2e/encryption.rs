@@ -520,6 +520,18 @@ async fn rotation_moves_every_secret_to_a_new_key_beside_a_running_server(backen
         values.lines().all(|v| v.starts_with(&under_new)),
         "every value is under the new key"
     );
+    // The audit trail has the rotation, by the command line, naming the new key id.
+    let audit = client
+        .query(
+            "{ auditEvents(action: \"encryption_key.rotated\") { nodes { actor targetType targetId changedFields } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        audit.data()["auditEvents"]["nodes"],
+        json!([{"actor": "cli", "targetType": "encryption_key", "targetId": new_id,
+                "changedFields": ["signingSecret", "previousSigningSecret", "customHeaders"]}])
+    );
     server.stop();
 
     // The old key opens nothing any more; the new one opens everything.

@@ -167,6 +167,42 @@ async fn readme_examples_run(backend: Backend) {
     )
     .await;
     assert_eq!(deleted["deleteDestination"]["deletedId"], created["id"]);
+
+    let (_, v) = example("audit-events");
+    let trail = run(
+        &client,
+        "audit-events",
+        Some(with(v, "DESTINATION_ID", &created["id"])),
+    )
+    .await["auditEvents"]
+        .clone();
+    let actions: Vec<_> = trail["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "destination.deleted",
+            "destination.disabled",
+            "destination.updated",
+            "destination.created"
+        ],
+        "{trail}"
+    );
+    assert_eq!(
+        trail["edges"][2]["node"]["changedFields"],
+        json!(["severities"])
+    );
+    assert!(
+        trail["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["node"]["actor"] == "admin")
+    );
 }
 
 herald_testkit::on_both_backends!(readme_examples_run);

@@ -67,7 +67,7 @@ impl DestinationMutation {
         input: DeleteDestinationInput,
     ) -> ApiResult<DeleteDestinationPayload> {
         let store = ctx.data_unchecked::<Store>();
-        destinations::delete(store.db(), store.secrets(), &actor(ctx), &input.id).await?;
+        destinations::delete(store.db(), &actor(ctx), &input.id).await?;
         Ok(DeleteDestinationPayload {
             deleted_id: input.id,
         })
