@@ -53,11 +53,13 @@ fn everything_stored(database_url: &str) -> Vec<u8> {
                 files += 1;
             }
         }
-        assert!(files >= 2, "the database and its WAL were read");
+        // A cleanly closed database has folded its WAL back in and removed it; an open one has
+        // one (the test checks that while the server runs).
+        assert!(files >= 1, "the database was read");
         all
     } else {
         let mut all = String::new();
-        for table in ["destinations", "server_state", "audit_log", "deliveries"] {
+        for table in ["destinations", "server_state", "audit_events", "deliveries"] {
             all.push_str(&sql(
                 database_url,
                 &format!("SELECT t::text FROM {table} t"),
@@ -199,6 +201,12 @@ async fn no_secret_is_stored_in_the_clear(backend: Backend) {
     let mut secrets = vec![header];
     secrets.extend(secret_forms(&secret));
     secrets.extend(secret_forms(&first_secret));
+    if let Some(path) = db.strip_prefix("sqlite://") {
+        assert!(
+            std::path::Path::new(&format!("{path}-wal")).exists(),
+            "the WAL is read while the server runs"
+        );
+    }
     assert_not_stored(&db, &secrets);
     server.stop();
     assert_not_stored(&db, &secrets);
