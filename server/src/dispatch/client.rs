@@ -32,11 +32,60 @@ pub struct WebhookClient {
     policy: Arc<Policy>,
 }
 
+/// What a custom header's value is recorded as: custom headers carry receivers' credentials.
+pub const MASKED: &str = "********";
+
+const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
+
 /// A request to send: the URL and every header, already signed.
 pub struct WebhookRequest {
     pub url: String,
+    /// The destination's own headers. Their values are secrets: sent as they are, recorded masked.
+    pub custom_headers: Vec<(String, String)>,
+    /// Herald's headers (the Standard Webhooks ones), recorded as sent.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+/// The headers a request carries, and the same as a JSON object of lower-case name to value with
+/// every custom header value masked: what an attempt records. Both come from one map, so the
+/// record cannot drift from what is sent.
+fn request_headers(req: &WebhookRequest) -> (HeaderMap, Map<String, Value>) {
+    let mut headers = HeaderMap::with_capacity(req.custom_headers.len() + req.headers.len() + 2);
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        reqwest::header::USER_AGENT,
+        HeaderValue::from_static(USER_AGENT),
+    );
+    let mut secret = std::collections::HashSet::new();
+    let own = req.headers.iter().map(|h| (h, false));
+    for ((name, value), is_secret) in req.custom_headers.iter().map(|h| (h, true)).chain(own) {
+        // Validation keeps bad names and values out of the database; a stored one that still
+        // fails here is skipped rather than failing the delivery.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            if is_secret {
+                secret.insert(n.clone());
+            }
+            headers.insert(n, v);
+        }
+    }
+    let mut recorded = Map::new();
+    for (name, value) in &headers {
+        // A name that ever held a secret stays masked, whatever replaced it.
+        let shown = if secret.contains(name) {
+            MASKED.to_owned()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        recorded.insert(name.as_str().to_owned(), Value::String(shown));
+    }
+    (headers, recorded)
 }
 
 /// What came back, or why nothing did.
@@ -50,6 +99,10 @@ pub struct WebhookResponse {
     pub headers: Option<Value>,
     /// The network-level cause when there is no status.
     pub error: Option<String>,
+    /// The URL the request went to (or was refused for).
+    pub url: String,
+    /// The request's headers by lower-case name, custom header values masked.
+    pub request_headers: Map<String, Value>,
 }
 
 impl WebhookResponse {
@@ -95,7 +148,7 @@ impl WebhookClient {
             .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -117,6 +170,7 @@ impl WebhookClient {
     pub async fn send(&self, req: WebhookRequest) -> WebhookResponse {
         let started_at = super::super::store::now();
         let clock = Instant::now();
+        let (headers, request_headers) = request_headers(&req);
         // Literal addresses never reach the resolver, so they are checked here; the URL was
         // checked when written, but the allowed networks may have changed since.
         if let Err(refusal) = self.policy.check_url(&req.url) {
@@ -128,22 +182,9 @@ impl WebhookClient {
                 truncated: false,
                 headers: None,
                 error: Some(refusal.to_string()),
+                url: req.url,
+                request_headers,
             };
-        }
-        let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
-        headers.insert(
-            reqwest::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        for (name, value) in &req.headers {
-            // Validation keeps bad names and values out of the database; a stored one that still
-            // fails here is skipped rather than failing the delivery.
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(n, v);
-            }
         }
         let result = self
             .http
@@ -160,6 +201,8 @@ impl WebhookClient {
             truncated: false,
             headers: None,
             error: None,
+            url: req.url,
+            request_headers,
         };
         match result {
             Err(e) => out.error = Some(self.describe(&e)),

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -326,12 +327,12 @@ async fn attempt(inner: &Inner, claimed: &Claimed, target: &Destination) -> Outc
     let d = &claimed.delivery;
     let at = now();
     let timestamp = at.timestamp();
-    let mut headers: Vec<(String, String)> = target
+    let custom_headers: Vec<(String, String)> = target
         .custom_headers
         .iter()
         .map(|h| (h.name.clone(), h.value.clone()))
         .collect();
-    headers.push(("webhook-id".into(), d.webhook_id.clone()));
+    let mut headers = vec![("webhook-id".to_owned(), d.webhook_id.clone())];
     headers.push(("webhook-timestamp".into(), timestamp.to_string()));
     match signing::signature_header(
         &live_secrets(target, at),
@@ -348,6 +349,7 @@ async fn attempt(inner: &Inner, claimed: &Claimed, target: &Destination) -> Outc
         .client
         .send(WebhookRequest {
             url: target.url.clone(),
+            custom_headers,
             headers,
             body: claimed.body.clone().into_bytes(),
         })
@@ -424,6 +426,8 @@ pub fn outcome_of(
             response_truncated: r.truncated,
             response_headers: r.headers.clone(),
             error: r.error.clone(),
+            url: Some(r.url.clone()),
+            request_headers: Some(Value::Object(r.request_headers.clone())),
         },
         state,
         next_attempt_at,

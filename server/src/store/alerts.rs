@@ -315,6 +315,16 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Alert>,
         .transpose()
 }
 
+/// An alert's body alone: the exact bytes every delivery of it signs and sends.
+pub async fn body(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(alert::Entity::find_by_id(id.to_owned())
+        .select_only()
+        .column(alert::Column::Body)
+        .into_tuple::<String>()
+        .one(conn)
+        .await?)
+}
+
 /// Newest first. The cursor is `<received_at>|<id>`.
 pub async fn list(
     conn: &impl ConnectionTrait,

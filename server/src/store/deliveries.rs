@@ -115,6 +115,10 @@ pub struct Attempt {
     pub response_truncated: bool,
     pub response_headers: Option<Json>,
     pub error: Option<String>,
+    /// The URL used; a destination's URL can change between attempts.
+    pub url: Option<String>,
+    /// The request headers by lower-case name, custom header values already masked.
+    pub request_headers: Option<Json>,
 }
 
 impl From<delivery_attempt::Model> for Attempt {
@@ -130,6 +134,10 @@ impl From<delivery_attempt::Model> for Attempt {
                 .response_headers
                 .and_then(|h| serde_json::from_str(&h).ok()),
             error: m.error,
+            url: m.url,
+            request_headers: m
+                .request_headers
+                .and_then(|h| serde_json::from_str(&h).ok()),
         }
     }
 }
@@ -544,6 +552,8 @@ pub async fn record_outcomes(
                 response_truncated: Set(a.response_truncated),
                 response_headers: Set(a.response_headers.as_ref().map(Json::to_string)),
                 error: Set(a.error.clone()),
+                url: Set(a.url.clone()),
+                request_headers: Set(a.request_headers.as_ref().map(Json::to_string)),
                 ..Default::default()
             }
         })
