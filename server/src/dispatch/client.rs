@@ -269,3 +269,39 @@ impl WebhookClient {
         msg
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_headers_mask_every_custom_value_and_keep_heralds() {
+        let req = WebhookRequest {
+            url: "https://example.test/hook".into(),
+            custom_headers: vec![
+                ("X-Api-Key".into(), "k-123".into()),
+                ("User-Agent".into(), "receiver-wants-this".into()),
+            ],
+            headers: vec![
+                ("webhook-id".into(), "msg_1".into()),
+                ("webhook-timestamp".into(), "1700000000".into()),
+                ("webhook-signature".into(), "v1,abc=".into()),
+            ],
+            body: b"{}".to_vec(),
+        };
+        let (sent, recorded) = request_headers(&req);
+        assert_eq!(sent["x-api-key"], "k-123", "the real value is sent");
+        assert_eq!(sent["user-agent"], "receiver-wants-this");
+        assert_eq!(
+            Value::Object(recorded),
+            serde_json::json!({
+                "content-type": "application/json",
+                "user-agent": MASKED,
+                "x-api-key": MASKED,
+                "webhook-id": "msg_1",
+                "webhook-timestamp": "1700000000",
+                "webhook-signature": "v1,abc=",
+            })
+        );
+    }
+}

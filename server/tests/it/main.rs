@@ -2,6 +2,7 @@
 //! a throwaway PostgreSQL 15. One test binary, so the suite links once.
 
 mod app;
+mod attempt_request;
 mod audit;
 mod auth;
 mod delivery;
