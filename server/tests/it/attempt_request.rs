@@ -12,7 +12,7 @@ use herald_server::dispatch::retry::RetrySchedule;
 use herald_server::store::entities::delivery_attempt;
 use herald_testkit::{Backend, GraphqlClient, Received, Receiver, Reply};
 use hmac::{Hmac, Mac};
-use sea_orm::EntityTrait;
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -22,6 +22,7 @@ herald_testkit::on_both_backends!(
     the_api_calls_the_record_delivery_status,
     each_attempt_shows_the_request_the_receiver_got,
     attempts_show_the_url_they_used_across_a_url_change_and_a_resend,
+    attempts_recorded_before_the_upgrade_show_an_empty_request,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -301,4 +302,31 @@ async fn attempts_show_the_url_they_used_across_a_url_change_and_a_resend(backen
     // The original keeps the URLs it used.
     let again = request_of(&app.admin, &id).await;
     assert_eq!(again["attempts"], original["attempts"]);
+}
+
+async fn attempts_recorded_before_the_upgrade_show_an_empty_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let r = Receiver::start().await;
+    r.always(Reply::ok());
+    app.create_destination(json!({"displayName": "Old", "url": r.url}))
+        .await;
+    let sent = app
+        .send_alert(json!({"detectionId": "d", "title": "t", "severity": "HIGH"}))
+        .await;
+    let id = &sent["deliveries"][0]["id"];
+    app.wait_final(id).await;
+    // An attempt row as m0004 leaves the ones recorded before it: no URL, no headers.
+    app.store
+        .db()
+        .execute_unprepared("UPDATE delivery_attempts SET url = NULL, request_headers = NULL")
+        .await
+        .unwrap();
+    let d = request_of(&app.viewer, id).await;
+    assert_eq!(d["attempts"][0]["url"], "");
+    assert_eq!(d["attempts"][0]["requestHeaders"], json!({}));
+    assert_eq!(
+        d["requestBody"].as_str().unwrap().as_bytes(),
+        r.received()[0].body,
+        "the body never depended on the attempt"
+    );
 }
