@@ -59,7 +59,13 @@ fn everything_stored(database_url: &str) -> Vec<u8> {
         all
     } else {
         let mut all = String::new();
-        for table in ["destinations", "server_state", "audit_events", "deliveries"] {
+        for table in [
+            "destinations",
+            "server_state",
+            "audit_events",
+            "deliveries",
+            "delivery_attempts",
+        ] {
             all.push_str(&sql(
                 database_url,
                 &format!("SELECT t::text FROM {table} t"),
@@ -144,6 +150,29 @@ async fn send_alert(client: &GraphqlClient) {
         .data();
 }
 
+/// The request headers of the first recorded attempt; waits (bounded) until there is one.
+async fn recorded_request_headers(client: &GraphqlClient) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = client
+            .query(
+                "{ deliveries(first: 1) { edges { node { attempts { requestHeaders } } } } }",
+                json!({}),
+            )
+            .await;
+        let headers =
+            &resp.data()["deliveries"]["edges"][0]["node"]["attempts"][0]["requestHeaders"];
+        if !headers.is_null() {
+            return headers.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no attempt was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn admin(server: &HeraldProcess) -> GraphqlClient {
     let token = tokens_in(&server.stdout()).remove(0);
     GraphqlClient::new(&server.base_url, Some(&token))
@@ -192,6 +221,10 @@ async fn no_secret_is_stored_in_the_clear(backend: Backend) {
     let got = receiver.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(got[0].header("x-api-key"), Some(header));
     assert_signed_by(&got[0], &[&secret, &first_secret]);
+    // The attempt keeps its request headers, masked: wait until it is recorded, so the scan below
+    // covers that row too.
+    let shown = recorded_request_headers(&client).await;
+    assert_eq!(shown["x-api-key"], "********");
 
     let sealed = sql(
         &db,
