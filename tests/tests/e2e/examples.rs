@@ -99,6 +99,25 @@ async fn readme_examples_run(backend: Backend) {
     let node = &failed["edges"][0]["node"];
     assert_eq!(node["attemptCount"], 11);
     assert_eq!(node["attempts"].as_array().unwrap().len(), 11);
+    assert_eq!(node["attempts"][10]["url"], json!(receiver.url));
+
+    let (_, v) = example("delivery-request");
+    let request = run(
+        &client,
+        "delivery-request",
+        Some(with(v, "DELIVERY_ID", &node["id"])),
+    )
+    .await["delivery"]
+        .clone();
+    let last = receiver.received().remove(10);
+    assert_eq!(
+        request["requestBody"].as_str().unwrap().as_bytes(),
+        last.body
+    );
+    assert_eq!(
+        request["attempts"][10]["requestHeaders"]["webhook-signature"],
+        json!(last.header("webhook-signature").unwrap())
+    );
 
     // Watch live while re-sending and testing.
     let mut ws = {
