@@ -103,7 +103,7 @@ async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget
     if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         select = select.lock_shared();
     }
-    Ok(select
+    select
         .select_only()
         .columns([
             destination::Column::Id,
@@ -130,7 +130,7 @@ async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget
                 })
             },
         )
-        .collect::<Result<_, StoreError>>()?)
+        .collect()
 }
 
 /// Accepts a batch of alerts in one transaction: routes each, stores it with its deliveries, and

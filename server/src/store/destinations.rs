@@ -289,11 +289,11 @@ pub async fn update(
             changed.push("customHeaders");
         }
     }
-    if let Some(log_types) = patch.log_types {
-        if log_types != parse_log_types(&current.log_types, &format!("destination {id}"))? {
-            row.log_types = Set(log_types_json(&log_types));
-            changed.push("logTypes");
-        }
+    if let Some(log_types) = patch.log_types
+        && log_types != parse_log_types(&current.log_types, &format!("destination {id}"))?
+    {
+        row.log_types = Set(log_types_json(&log_types));
+        changed.push("logTypes");
     }
     if let Some(enabled) = patch.enabled.filter(|e| *e != current.enabled) {
         row.enabled = Set(enabled);

@@ -595,6 +595,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn log_type_rules_point_at_log_types_and_name_the_value() {
+        let c = config(&[(
+            "log_types",
+            Value::Set(vec![
+                Value::string("AWS.CloudTrail"),
+                Value::unknown(),
+                Value::string("Okta SystemLog"),
+            ]),
+        )]);
+        let d = validate_config(&c);
+        assert_eq!(paths(&d), vec!["log_types"]);
+        assert_eq!(d.0[0].summary, "Invalid log_types value");
+        assert!(
+            d.0[0].detail.contains("\"Okta SystemLog\""),
+            "{}",
+            d.0[0].detail
+        );
+        let many = Value::set_of_strings((0..101).map(|i| format!("Custom.T{i}")));
+        let d = validate_config(&config(&[("log_types", many)]));
+        assert_eq!(paths(&d), vec!["log_types"]);
+        assert!(d.0[0].detail.contains("at most 100"), "{}", d.0[0].detail);
+        assert!(
+            validate_config(&config(&[(
+                "log_types",
+                Value::set_of_strings(["AWS.CloudTrail", "Okta.SystemLog"])
+            )]))
+            .is_empty()
+        );
+    }
+
     fn destination(headers: Vec<(String, Option<String>)>) -> Destination {
         Destination {
             id: "d1".into(),
