@@ -1,18 +1,32 @@
 //! Log types: a destination that lists some receives, by severity, only alerts that name one of
 //! them; explicit destinations bypass the filter; alerts keep the names they were sent with.
 
+use std::future::Future;
 use std::time::Duration;
+
+use herald_server::store::migrations::Migrator;
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Query};
+use sea_orm_migration::MigratorTrait;
 
 use herald_testkit::{Backend, Receiver};
 use serde_json::{Value, json};
 
-use crate::app::TestApp;
+use crate::app::{TestApp, test_dispatch};
 
 herald_testkit::on_both_backends!(
     routes_by_log_type_through_every_tier,
     log_type_rules_name_the_field_on_every_alert_input,
     destination_log_types_read_back_update_and_audit,
+    rows_from_before_the_migration_take_every_log_type,
 );
+
+/// Every test here finishes well within this, or fails.
+async fn within(test: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(90), test)
+        .await
+        .expect("the test finished in time");
+}
 
 const SEND: &str = "mutation($i: SendAlertInput!) { sendAlert(input: $i) { alert { id logTypes } deliveries { destinationId } warnings } }";
 
@@ -35,6 +49,10 @@ fn sorted(ids: &[&Value]) -> Vec<String> {
 }
 
 async fn routes_by_log_type_through_every_tier(backend: Backend) {
+    within(routes_by_log_type_through_every_tier_body(backend)).await;
+}
+
+async fn routes_by_log_type_through_every_tier_body(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let cloud_rx = Receiver::start().await;
     let other_rx = Receiver::start().await;
@@ -174,6 +192,13 @@ async fn routes_by_log_type_through_every_tier(backend: Backend) {
 }
 
 async fn log_type_rules_name_the_field_on_every_alert_input(backend: Backend) {
+    within(log_type_rules_name_the_field_on_every_alert_input_body(
+        backend,
+    ))
+    .await;
+}
+
+async fn log_type_rules_name_the_field_on_every_alert_input_body(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let bad = json!(["AWS.CloudTrail", "Okta.SystemLog", "AWS CloudTrail"]);
     let resp = app
@@ -246,6 +271,13 @@ async fn log_type_rules_name_the_field_on_every_alert_input(backend: Backend) {
 }
 
 async fn destination_log_types_read_back_update_and_audit(backend: Backend) {
+    within(destination_log_types_read_back_update_and_audit_body(
+        backend,
+    ))
+    .await;
+}
+
+async fn destination_log_types_read_back_update_and_audit_body(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let rx = Receiver::start().await;
     let created = app
@@ -334,4 +366,70 @@ async fn destination_log_types_read_back_update_and_audit(backend: Backend) {
             .unwrap()
             .contains(&json!("logTypes"))
     );
+}
+
+/// A destination and an alert written before `m0003_log_types` read back with `[]` and route as
+/// before: the old destination takes every log type.
+async fn rows_from_before_the_migration_take_every_log_type(backend: Backend) {
+    within(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = herald_testkit::fresh_database_url(backend, dir.path());
+        let rx = Receiver::start().await;
+        let at = chrono::Utc::now();
+        {
+            let store = herald_server::store::Store::connect(&url, 2).await.unwrap();
+            Migrator::up(store.db(), Some(2)).await.unwrap();
+            let destination = Query::insert()
+                .into_table(Alias::new("destinations"))
+                .columns(
+                    [
+                        "id", "display_name", "display_name_key", "url", "severity_mask",
+                        "alert_type_mask", "custom_headers", "enabled", "signing_secret",
+                        "created_at", "updated_at",
+                    ]
+                    .map(Alias::new),
+                )
+                .values_panic([
+                    "dst_old".into(), "Old".into(), "old".into(), rx.url.clone().into(),
+                    31.into(), 63.into(), "[]".into(), true.into(),
+                    format!("whsec_{}", "A".repeat(43)).into(), at.into(), at.into(),
+                ])
+                .to_owned();
+            store.db().execute(&destination).await.unwrap();
+            let alert = Query::insert()
+                .into_table(Alias::new("alerts"))
+                .columns(
+                    [
+                        "id", "detection_id", "title", "severity", "alert_type", "created_at",
+                        "received_at", "body", "routing",
+                    ]
+                    .map(Alias::new),
+                )
+                .values_panic([
+                    "alert-old".into(), "d".into(), "t".into(), "HIGH".into(), "RULE".into(),
+                    at.into(), at.into(), "{}".into(), "{}".into(),
+                ])
+                .to_owned();
+            store.db().execute(&alert).await.unwrap();
+        }
+        let app = TestApp::spawn_on(dir, url, test_dispatch()).await;
+        let read = app
+            .admin
+            .query(
+                "{ destination(id: \"dst_old\") { logTypes } alert(id: \"alert-old\") { logTypes } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(read.data()["destination"]["logTypes"], json!([]));
+        assert_eq!(read.data()["alert"]["logTypes"], json!([]));
+        let r = app
+            .admin
+            .query(
+                SEND,
+                json!({"i": {"detectionId": "d", "title": "t", "severity": "LOW", "logTypes": ["AWS.CloudTrail"]}}),
+            )
+            .await;
+        assert_eq!(routed(&r.data()["sendAlert"]), ["dst_old"]);
+    })
+    .await;
 }
