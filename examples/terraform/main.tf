@@ -27,9 +27,14 @@ variable "team_headers" {
   }
 }
 
+# Each team and the log types it owns; [] takes alerts from every log type.
 variable "teams" {
-  type    = set(string)
-  default = ["detection", "cloud", "identity"]
+  type = map(list(string))
+  default = {
+    detection = []
+    cloud     = ["AWS.CloudTrail", "AWS.S3ServerAccess", "AWS.VPCFlow"]
+    identity  = ["Okta.SystemLog", "GSuite.Reports"]
+  }
 }
 
 # Pages only for what cannot wait.
@@ -40,12 +45,14 @@ resource "herald_destination" "pager" {
   alert_types  = ["RULE", "SCHEDULED_RULE", "POLICY"]
 }
 
-# One destination per team, all severities, with the team's headers.
+# One destination per team, all severities, with the team's headers; each team receives the
+# alerts from its own log types (alerts that name no log type, such as policy alerts, reach all).
 resource "herald_destination" "team" {
   for_each = var.teams
 
   display_name   = "Team ${each.key}"
   url            = "${var.receiver_base}/teams/${each.key}"
+  log_types      = each.value
   custom_headers = merge(var.team_headers, { "X-Team" = each.key })
 }
 
@@ -60,6 +67,16 @@ resource "herald_destination" "platform" {
 data "herald_destinations" "critical" {
   severity   = "CRITICAL"
   depends_on = [herald_destination.pager, herald_destination.team, herald_destination.platform]
+}
+
+# Where a CloudTrail alert goes by severity: the teams that list it and those that take every log type.
+data "herald_destinations" "cloudtrail" {
+  log_type   = "AWS.CloudTrail"
+  depends_on = [herald_destination.pager, herald_destination.team, herald_destination.platform]
+}
+
+output "cloudtrail_destinations" {
+  value = sort(data.herald_destinations.cloudtrail.destinations[*].display_name)
 }
 
 output "pager_id" {

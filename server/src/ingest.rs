@@ -40,6 +40,8 @@ pub struct AlertDraft {
     pub dynamic_severity: Option<Severity>,
     pub destination_overrides: Option<Vec<String>>,
     pub dynamic_destinations: Option<Vec<String>>,
+    /// The log types the alert came from; omitted or empty: none.
+    pub log_types: Option<Vec<String>>,
 }
 
 /// A broken rule in an alert: the input field and what is wrong.
@@ -150,6 +152,10 @@ impl AlertDraft {
                 ),
             ));
         }
+        let log_types = self.log_types.unwrap_or_default();
+        // The destination's rules, so any name a destination can list, an alert can name.
+        herald_domain::validate_log_types(&log_types)
+            .map_err(|e| bad(&e.field.graphql_path(), e.message))?;
         let alert_type = self.alert_type.unwrap_or(AlertType::Rule);
         Ok(IncomingAlert {
             payload: PantherPayload {
@@ -176,6 +182,7 @@ impl AlertDraft {
                 alert_type: Some(alert_type),
                 destination_overrides: self.destination_overrides,
                 dynamic_destinations: self.dynamic_destinations,
+                log_types,
             },
         })
     }

@@ -77,6 +77,8 @@ struct PantherIn {
     dynamic_severity: Option<String>,
     destination_overrides: Option<Vec<String>>,
     dynamic_destinations: Option<Vec<String>>,
+    /// Herald's too: the log types the alert came from. Not part of the payload sent on.
+    log_types: Option<Vec<String>>,
 }
 
 fn parse_enum<T: WireEnum>(field: &str, v: Option<String>) -> Result<Option<T>, RestError> {
@@ -127,6 +129,7 @@ impl PantherIn {
             dynamic_severity: parse_enum::<Severity>("dynamicSeverity", self.dynamic_severity)?,
             destination_overrides: self.destination_overrides,
             dynamic_destinations: self.dynamic_destinations,
+            log_types: self.log_types,
         })
     }
 }

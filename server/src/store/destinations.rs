@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use herald_domain::{
     AlertType, Severity, WireEnum, validate_alert_types, validate_custom_headers,
-    validate_display_name, validate_url,
+    validate_display_name, validate_log_types, validate_url,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::alerts::{log_types_json, parse_log_types};
 use super::audit::{self, Action, Actor};
 use super::entities::{delivery, destination};
 use super::error::is_unique_violation;
@@ -46,6 +47,8 @@ pub struct Destination {
     pub severities: Vec<Severity>,
     pub alert_types: Vec<AlertType>,
     pub custom_headers: Vec<CustomHeader>,
+    /// The log types routed here by severity; empty: every log type.
+    pub log_types: Vec<String>,
     pub enabled: bool,
     pub signing_secret: String,
     /// The secret before the last rotation and when it stops being used.
@@ -88,6 +91,7 @@ impl Destination {
             signing_secret: secrets.open(slot("signing_secret", &m.id), &m.signing_secret)?,
             previous_signing_secret: previous,
             custom_headers: headers,
+            log_types: parse_log_types(&m.log_types, &format!("destination {}", m.id))?,
             id: m.id,
             display_name: m.display_name,
             url: m.url,
@@ -106,6 +110,8 @@ pub struct NewDestination {
     pub severities: Option<Vec<Severity>>,
     pub alert_types: Option<Vec<AlertType>>,
     pub custom_headers: Vec<CustomHeader>,
+    /// Omitted or empty: every log type.
+    pub log_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
 }
 
@@ -117,6 +123,8 @@ pub struct DestinationPatch {
     pub severities: Option<Vec<Severity>>,
     pub alert_types: Option<Vec<AlertType>>,
     pub custom_headers: Option<Vec<CustomHeader>>,
+    /// Replaces the list; `[]` receives every log type again.
+    pub log_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
 }
 
@@ -137,6 +145,7 @@ fn validate_fields(
     url: Option<&str>,
     alert_types: Option<&[AlertType]>,
     headers: Option<&[CustomHeader]>,
+    log_types: Option<&[String]>,
 ) -> Result<(), StoreError> {
     if let Some(name) = display_name {
         validate_display_name(name)?;
@@ -149,6 +158,9 @@ fn validate_fields(
     }
     if let Some(headers) = headers {
         validate_custom_headers(headers)?;
+    }
+    if let Some(log_types) = log_types {
+        validate_log_types(log_types)?;
     }
     Ok(())
 }
@@ -168,6 +180,7 @@ const CREATED_FIELDS: &[&str] = &[
     "severities",
     "alertTypes",
     "customHeaders",
+    "logTypes",
     "enabled",
     "signingSecret",
 ];
@@ -179,11 +192,13 @@ pub async fn create(
     new: NewDestination,
 ) -> Result<Destination, StoreError> {
     let alert_types = new.alert_types.unwrap_or_else(|| AlertType::ALL.to_vec());
+    let log_types = new.log_types.unwrap_or_default();
     validate_fields(
         Some(&new.display_name),
         Some(&new.url),
         Some(&alert_types),
         Some(&new.custom_headers),
+        Some(&log_types),
     )?;
     let severities = new.severities.unwrap_or_else(|| Severity::ALL.to_vec());
     let at = now();
@@ -199,6 +214,7 @@ pub async fn create(
         url: Set(new.url),
         severity_mask: Set(Severity::mask_of(&severities)),
         alert_type_mask: Set(AlertType::mask_of(&alert_types)),
+        log_types: Set(log_types_json(&log_types)),
         enabled: Set(new.enabled.unwrap_or(true)),
         previous_signing_secret: Set(None),
         previous_secret_expires_at: Set(None),
@@ -234,6 +250,7 @@ pub async fn update(
         patch.url.as_deref(),
         patch.alert_types.as_deref(),
         patch.custom_headers.as_deref(),
+        patch.log_types.as_deref(),
     )?;
     let txn = super::begin_write(db).await?;
     let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
@@ -271,6 +288,12 @@ pub async fn update(
             row.custom_headers = Set(seal_headers(&key, id, &headers));
             changed.push("customHeaders");
         }
+    }
+    if let Some(log_types) = patch.log_types
+        && log_types != parse_log_types(&current.log_types, &format!("destination {id}"))?
+    {
+        row.log_types = Set(log_types_json(&log_types));
+        changed.push("logTypes");
     }
     if let Some(enabled) = patch.enabled.filter(|e| *e != current.enabled) {
         row.enabled = Set(enabled);

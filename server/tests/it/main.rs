@@ -10,6 +10,7 @@ mod destinations;
 mod egress;
 mod ingest;
 mod limits;
+mod log_types;
 mod schema;
 mod subscription;
 mod validation;

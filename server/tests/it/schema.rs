@@ -25,6 +25,10 @@ fn schema_keeps_the_fixed_contract() {
         "signingSecret: String\n",
         "totalCount: Int!",
         "auditEvents(first: Int, after: String, targetId: ID, action: String, since: DateTime): AuditEventConnection!",
+        // Log types: on destinations and their inputs, on alerts and sendAlert's input.
+        "logTypes: [String!]!\n\tenabled: Boolean!",
+        "\tlogTypes: [String!]!\n\t\"\"\"\n\tEvery delivery of this alert",
+        "\tlogTypes: [String!]\n",
     ] {
         assert!(sdl.contains(fragment), "schema lacks {fragment:?}");
     }

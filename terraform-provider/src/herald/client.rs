@@ -48,6 +48,8 @@ pub struct Destination {
     pub alert_types: Vec<String>,
     /// Values are `None` when the token may not read them (viewer tokens).
     pub custom_headers: Vec<(String, Option<String>)>,
+    /// Empty: every log type.
+    pub log_types: Vec<String>,
     pub enabled: bool,
     pub signing_secret: Option<String>,
     pub created_at: String,
@@ -73,6 +75,7 @@ pub struct DestinationInput {
     pub alert_types: Option<Vec<String>>,
     /// In this order; Herald reports header errors by position.
     pub custom_headers: Option<Vec<(String, String)>>,
+    pub log_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
 }
 
@@ -156,6 +159,7 @@ macro_rules! destination_from {
                         .into_iter()
                         .map(|h| (h.name, h.value))
                         .collect(),
+                    log_types: d.log_types,
                     enabled: d.enabled,
                     signing_secret: d.signing_secret,
                     created_at: d.created_at,
@@ -322,6 +326,7 @@ impl Client {
                         .map(|(name, value)| m::CustomHeaderInput { name, value })
                         .collect()
                 }),
+                log_types: input.log_types,
                 enabled: input.enabled,
             },
         };
@@ -347,6 +352,7 @@ impl Client {
                         .map(|(name, value)| m::CustomHeaderInput { name, value })
                         .collect()
                 }),
+                log_types: input.log_types,
                 enabled: input.enabled,
             },
         };

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use herald_domain::{
     AlertType, Severity, WireEnum, validate_alert_types, validate_custom_headers,
-    validate_display_name, validate_header_name, validate_header_value, validate_url,
+    validate_display_name, validate_header_name, validate_header_value, validate_log_type,
+    validate_log_types, validate_url,
 };
 
 use super::client::{Destination, DestinationInput};
@@ -27,6 +28,7 @@ pub mod doc {
     pub const CUSTOM_HEADERS: &str = "Headers sent with every delivery, name to value (at most 20). Names are RFC 9110 tokens; `Host`, `Content-Length`, `Content-Type`, `Transfer-Encoding`, `Connection` and `webhook-*` are reserved. Values must not contain CR, LF or other control characters.";
     pub const CUSTOM_HEADERS_WO: &str = "Write-only alternative to `custom_headers` (Terraform 1.11 or later): the values are sent to Herald but never stored in the plan or state. Herald receives them on create and whenever `custom_headers_wo_version` changes. Conflicts with `custom_headers`.";
     pub const CUSTOM_HEADERS_WO_VERSION: &str = "Required with `custom_headers_wo`; change it to send the current `custom_headers_wo` to Herald.";
+    pub const LOG_TYPES: &str = "Log types routed here by severity, such as `AWS.CloudTrail` or `Okta.SystemLog`: an alert that names log types arrives only if one of them is listed. Omitted or `[]`: every log type. Alerts that name no log type, and alerts that name this destination in `dynamicDestinations` or `destinationOverrides`, are not filtered. At most 100; each 1 to 128 letters, digits, `.` and `_`, compared exactly.";
     pub const ENABLED: &str = "Whether alerts are delivered. Default `true`.";
     pub const SIGNING_SECRET: &str =
         "The `whsec_` secret Herald signs deliveries with, for configuring the receiver.";
@@ -69,6 +71,8 @@ fn resource_schema() -> Schema {
                 Type::Number,
                 doc::CUSTOM_HEADERS_WO_VERSION,
             ),
+            Attribute::optional_computed("log_types", Type::set(Type::String), doc::LOG_TYPES)
+                .default(Value::Set(Vec::new())),
             Attribute::optional_computed("enabled", Type::Bool, doc::ENABLED)
                 .default(Value::Bool(true)),
             Attribute::computed("signing_secret", Type::String, doc::SIGNING_SECRET)
@@ -162,6 +166,7 @@ pub fn validate_config(config: &Value) -> Diagnostics {
             .at(AttrPath::root("custom_headers_wo_version")),
         );
     }
+    check_log_types(config.get("log_types"), &mut diags);
     check_enum_set::<Severity>(config.get("severities"), "severities", &mut diags);
     if let Some(types) =
         check_enum_set::<AlertType>(config.get("alert_types"), "alert_types", &mut diags)
@@ -172,6 +177,35 @@ pub fn validate_config(config: &Value) -> Diagnostics {
         );
     }
     diags
+}
+
+/// herald-domain's log type rules on the known entries; each bad name is its own error at the
+/// set, naming the value (set elements have no address to point at).
+fn check_log_types(v: &Value, diags: &mut Diagnostics) {
+    let Some(elements) = v.as_elements() else {
+        return;
+    };
+    let mut entry_errors = false;
+    let mut known = Vec::new();
+    for (i, e) in elements.iter().enumerate() {
+        if let Some(name) = e.as_str() {
+            if let Err(err) = validate_log_type(i, name) {
+                diags.push(
+                    Diagnostic::error("Invalid log_types value", err.message)
+                        .at(AttrPath::root("log_types")),
+                );
+                entry_errors = true;
+            }
+            known.push(name);
+        }
+    }
+    // The rules across entries (the count) once every known entry is valid, so one mistake is
+    // not reported twice; entries still unknown are checked by Herald at apply.
+    if !entry_errors && let Err(err) = validate_log_types(&known) {
+        diags.push(
+            Diagnostic::error("Invalid log_types", err.message).at(AttrPath::root("log_types")),
+        );
+    }
 }
 
 /// Each header on its own, then the rules across headers (count, case-insensitive duplicates)
@@ -210,6 +244,8 @@ struct Spec {
     severities: Vec<Severity>,
     alert_types: Vec<AlertType>,
     custom_headers: Option<BTreeMap<String, String>>,
+    /// Sorted: a set has no order, so two orders must compare equal.
+    log_types: Vec<String>,
     enabled: bool,
     wo_version: Option<f64>,
 }
@@ -222,6 +258,11 @@ impl Spec {
             severities: wire_enums(v, "severities")?,
             alert_types: wire_enums(v, "alert_types")?,
             custom_headers: v.attr("custom_headers")?,
+            log_types: {
+                let mut names: Vec<String> = v.attr("log_types")?;
+                names.sort();
+                names
+            },
             enabled: v.attr("enabled")?,
             wo_version: v.attr("custom_headers_wo_version")?,
         })
@@ -311,6 +352,10 @@ pub fn state(d: &Destination, headers_like: &Value) -> Value {
             Value::set_of_strings(d.alert_types.iter().cloned()),
         ),
         ("custom_headers", custom_headers),
+        (
+            "log_types",
+            Value::set_of_strings(d.log_types.iter().cloned()),
+        ),
         ("enabled", Value::Bool(d.enabled)),
         (
             "signing_secret",
@@ -379,6 +424,7 @@ impl Resource<Herald> for DestinationResource {
             severities: Some(wire_names(&spec.severities)),
             alert_types: Some(wire_names(&spec.alert_types)),
             custom_headers,
+            log_types: Some(spec.log_types),
             enabled: Some(spec.enabled),
         };
         let created = api
@@ -435,6 +481,7 @@ impl Resource<Herald> for DestinationResource {
             alert_types: changed(&before.alert_types, &after.alert_types).map(|v| wire_names(&v)),
             // No headers is sent as the empty list, which clears them.
             custom_headers: headers_changed.then(|| custom_headers.unwrap_or_default()),
+            log_types: changed(&before.log_types, &after.log_types),
             enabled: changed(&before.enabled, &after.enabled),
         };
         let updated = api
@@ -548,6 +595,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn log_type_rules_point_at_log_types_and_name_the_value() {
+        let c = config(&[(
+            "log_types",
+            Value::Set(vec![
+                Value::string("AWS.CloudTrail"),
+                Value::unknown(),
+                Value::string("Okta SystemLog"),
+            ]),
+        )]);
+        let d = validate_config(&c);
+        assert_eq!(paths(&d), vec!["log_types"]);
+        assert_eq!(d.0[0].summary, "Invalid log_types value");
+        assert!(
+            d.0[0].detail.contains("\"Okta SystemLog\""),
+            "{}",
+            d.0[0].detail
+        );
+        let many = Value::set_of_strings((0..101).map(|i| format!("Custom.T{i}")));
+        let d = validate_config(&config(&[("log_types", many)]));
+        assert_eq!(paths(&d), vec!["log_types"]);
+        assert!(d.0[0].detail.contains("at most 100"), "{}", d.0[0].detail);
+        assert!(
+            validate_config(&config(&[(
+                "log_types",
+                Value::set_of_strings(["AWS.CloudTrail", "Okta.SystemLog"])
+            )]))
+            .is_empty()
+        );
+    }
+
     fn destination(headers: Vec<(String, Option<String>)>) -> Destination {
         Destination {
             id: "d1".into(),
@@ -556,6 +634,7 @@ mod tests {
             severities: vec!["HIGH".into()],
             alert_types: vec!["RULE".into()],
             custom_headers: headers,
+            log_types: vec![],
             enabled: true,
             signing_secret: Some("whsec_x".into()),
             created_at: "t".into(),

@@ -5,6 +5,7 @@ mod bench;
 mod docs;
 mod examples;
 mod harness;
+mod log_types;
 mod resource;
 mod startup;
 mod validation;

@@ -52,6 +52,10 @@ async fn readme_examples_run(backend: Backend) {
     let created =
         run(&client, "create-destination", None).await["createDestination"]["destination"].clone();
     assert_eq!(created["displayName"], "SOC pager");
+    assert_eq!(
+        created["logTypes"],
+        json!(["AWS.CloudTrail", "Okta.SystemLog"])
+    );
     let (_, v) = example("update-destination");
     let updated = run(
         &client,
@@ -86,6 +90,7 @@ async fn readme_examples_run(backend: Backend) {
         "the disabled example destination gets nothing"
     );
     assert_eq!(sent["deliveries"][0]["label"], "Local");
+    assert_eq!(sent["alert"]["logTypes"], json!(["AWS.CloudTrail"]));
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let failed = loop {

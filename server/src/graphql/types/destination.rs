@@ -55,6 +55,13 @@ impl Destination {
             .collect()
     }
 
+    /// The log types routed here by severity: an alert that names log types arrives only if one
+    /// of them is listed. [] means every log type. Alerts that name no log type, and alerts that
+    /// name this destination explicitly, are not filtered.
+    async fn log_types(&self) -> &[String] {
+        &self.0.log_types
+    }
+
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
@@ -154,6 +161,9 @@ pub struct CreateDestinationInput {
     /// Omitted: all six; an empty list is an error.
     pub alert_types: Option<Vec<AlertTypeGql>>,
     pub custom_headers: Option<Vec<CustomHeaderInput>>,
+    /// Omitted or []: every log type. At most 100, unique; each 1 to 128 letters, digits, '.'
+    /// and '_' (like AWS.CloudTrail).
+    pub log_types: Option<Vec<String>>,
     /// Omitted: true.
     pub enabled: Option<bool>,
 }
@@ -166,12 +176,13 @@ impl From<CreateDestinationInput> for destinations::NewDestination {
             severities: i.severities.map(severities),
             alert_types: i.alert_types.map(alert_types),
             custom_headers: i.custom_headers.map(headers).unwrap_or_default(),
+            log_types: i.log_types,
             enabled: i.enabled,
         }
     }
 }
 
-/// Only the fields given change; customHeaders, when given, replaces the whole list.
+/// Only the fields given change; customHeaders and logTypes, when given, replace the whole list.
 #[derive(InputObject)]
 pub struct UpdateDestinationInput {
     pub id: ID,
@@ -180,6 +191,8 @@ pub struct UpdateDestinationInput {
     pub severities: Option<Vec<SeverityGql>>,
     pub alert_types: Option<Vec<AlertTypeGql>>,
     pub custom_headers: Option<Vec<CustomHeaderInput>>,
+    /// []: every log type again.
+    pub log_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
 }
 
@@ -193,6 +206,7 @@ impl UpdateDestinationInput {
                 severities: self.severities.map(severities),
                 alert_types: self.alert_types.map(alert_types),
                 custom_headers: self.custom_headers.map(headers),
+                log_types: self.log_types,
                 enabled: self.enabled,
             },
         )

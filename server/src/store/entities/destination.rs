@@ -18,6 +18,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub custom_headers: String,
     pub enabled: bool,
+    /// JSON list of log type names; `[]` means every log type. Not secret, so stored plain.
+    #[sea_orm(column_type = "Text")]
+    pub log_types: String,
     /// Sealed by `store::secrets`.
     pub signing_secret: String,
     /// The secret before the last rotation, still used to sign until `previous_secret_expires_at`.

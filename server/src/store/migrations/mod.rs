@@ -5,7 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_audit_events;
-// m0003 is another branch's; the gap closes when both are merged.
+mod m0003_log_types;
 mod m0004_attempt_requests;
 
 pub struct Migrator;
@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_audit_events::Migration),
+            Box::new(m0003_log_types::Migration),
             Box::new(m0004_attempt_requests::Migration),
         ]
     }

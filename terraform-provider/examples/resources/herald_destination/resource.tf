@@ -8,6 +8,8 @@ resource "herald_destination" "soc_pager" {
   url          = "https://hooks.example.com/herald/soc"
   severities   = ["HIGH", "CRITICAL"]
   alert_types  = ["RULE", "SCHEDULED_RULE", "POLICY"]
+  # Only alerts from these log types (omit for every log type).
+  log_types = ["AWS.CloudTrail", "Okta.SystemLog"]
 
   custom_headers = {
     "Authorization" = "Bearer ${var.pager_token}"
