@@ -8,9 +8,11 @@
 #![forbid(unsafe_code)]
 
 mod enums;
+mod rotation;
 mod validate;
 
 pub use enums::{AlertType, Severity, UnknownVariant, WireEnum};
+pub use rotation::{MAX_GRACE_SECONDS, parse_grace_period, validate_grace_period_seconds};
 pub use validate::{
     Field, HeaderInput, MAX_DISPLAY_NAME_CHARS, MAX_HEADER_VALUE_BYTES, MAX_HEADERS,
     MAX_LOG_TYPE_CHARS, MAX_LOG_TYPES, MAX_URL_LEN, RESERVED_HEADERS, ValidationError,

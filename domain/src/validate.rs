@@ -39,6 +39,8 @@ pub enum Field {
     LogType(usize),
     /// The list of log types as a whole (too many).
     LogTypes,
+    /// How long a rotated-out signing secret keeps signing.
+    GracePeriod,
 }
 
 impl Field {
@@ -54,6 +56,7 @@ impl Field {
             Field::CustomHeaders => "customHeaders".into(),
             Field::LogType(i) => format!("logTypes[{i}]"),
             Field::LogTypes => "logTypes".into(),
+            Field::GracePeriod => "gracePeriodSeconds".into(),
         }
     }
 }

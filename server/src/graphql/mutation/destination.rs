@@ -1,4 +1,5 @@
 use async_graphql::{Context, Object};
+use herald_domain::validate_grace_period_seconds;
 
 use super::actor;
 use crate::dispatch::Dispatcher;
@@ -19,9 +20,6 @@ fn check_egress(ctx: &Context<'_>, url: &str) -> ApiResult<()> {
         .check_url(url)
         .map_err(|refusal| ApiError::bad_input("url", format!("url {refusal}")))
 }
-
-/// The longest grace period a rotation may give the previous secret: 30 days.
-const MAX_GRACE_SECONDS: i32 = 30 * 24 * 3600;
 
 #[derive(Default)]
 pub struct DestinationMutation;
@@ -79,15 +77,7 @@ impl DestinationMutation {
         ctx: &Context<'_>,
         input: RotateSigningSecretInput,
     ) -> ApiResult<RotateSigningSecretPayload> {
-        let grace = input.grace_period_seconds.unwrap_or(0);
-        if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-            return Err(ApiError::bad_input(
-                "gracePeriodSeconds",
-                format!(
-                    "gracePeriodSeconds must be between 0 and {MAX_GRACE_SECONDS} (30 days), got {grace}"
-                ),
-            ));
-        }
+        let grace = validate_grace_period_seconds(input.grace_period_seconds.unwrap_or(0).into())?;
         let store = ctx.data_unchecked::<Store>();
         let rotated = destinations::rotate_secret(
             store.db(),

@@ -71,6 +71,17 @@ impl Destination {
         sees_secrets(ctx).then_some(self.0.signing_secret.as_str())
     }
 
+    /// When the signing secret before the last rotation stops signing; null when no previous
+    /// secret signs (never rotated, rotated without a grace period, or the grace period is over).
+    async fn previous_signing_secret_expires_at(&self) -> Option<DateTime> {
+        self.0
+            .previous_signing_secret
+            .as_ref()
+            .map(|(_, until)| *until)
+            .filter(|until| *until > crate::store::now())
+            .map(Into::into)
+    }
+
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
