@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use herald_domain::{
-    AlertType, Severity, WireEnum, validate_alert_types, validate_custom_headers,
-    validate_display_name, validate_header_name, validate_header_value, validate_log_type,
-    validate_log_types, validate_url,
+    AlertType, Severity, WireEnum, parse_grace_period, validate_alert_types,
+    validate_custom_headers, validate_display_name, validate_header_name, validate_header_value,
+    validate_log_type, validate_log_types, validate_url,
 };
 
 use super::client::{Destination, DestinationInput};
 use super::fields::field_path;
 use super::provider::{Herald, SentHeaders, api_error};
+use crate::tfplugin::value::Number;
 use crate::tfplugin::{
     AttrPath, Attribute, Diagnostic, Diagnostics, Mode, Resource, Schema, Type, Value,
 };
@@ -30,13 +31,26 @@ pub mod doc {
     pub const CUSTOM_HEADERS_WO_VERSION: &str = "Required with `custom_headers_wo`; change it to send the current `custom_headers_wo` to Herald.";
     pub const LOG_TYPES: &str = "Log types routed here by severity, such as `AWS.CloudTrail` or `Okta.SystemLog`: an alert that names log types arrives only if one of them is listed. Omitted or `[]`: every log type. Alerts that name no log type, and alerts that name this destination in `dynamicDestinations` or `destinationOverrides`, are not filtered. At most 100; each 1 to 128 letters, digits, `.` and `_`, compared exactly.";
     pub const ENABLED: &str = "Whether alerts are delivered. Default `true`.";
-    pub const SIGNING_SECRET: &str =
-        "The `whsec_` secret Herald signs deliveries with, for configuring the receiver.";
+    pub const SIGNING_SECRET: &str = "The `whsec_` secret Herald signs deliveries with, for configuring the receiver. After a rotation, the new secret.";
+    pub const SIGNING_SECRET_VERSION: &str = "Raise it to rotate the signing secret in place: Herald issues a new `signing_secret`, and the previous one keeps signing beside it for `signing_secret_grace_period`, so receivers can switch over without rejecting a delivery. Any higher whole number rotates once; it cannot go down. Default `1`; import sets `1`.";
+    pub const SIGNING_SECRET_GRACE_PERIOD: &str = "How long the previous secret keeps signing after a rotation: whole hours, minutes and seconds such as `24h`, `90m` or `1h30m`, at most `720h` (30 days); `0s` stops it at once. Used when `signing_secret_version` is raised; changing it alone rotates nothing. Default `24h`.";
+    pub const PREVIOUS_SIGNING_SECRET_EXPIRES_AT: &str = "When the secret before the last rotation stops signing (RFC 3339, UTC); null when no previous secret signs.";
     pub const CREATED_AT: &str = "When the destination was created (RFC 3339, UTC).";
     pub const UPDATED_AT: &str = "When the destination last changed (RFC 3339, UTC).";
 }
 
 pub struct DestinationResource;
+
+const DEFAULT_GRACE_PERIOD: &str = "24h";
+
+/// Attributes that only say how Terraform manages a destination, not what Herald holds: data
+/// sources leave them out.
+const MANAGEMENT_ONLY: &[&str] = &[
+    "custom_headers_wo",
+    "custom_headers_wo_version",
+    "signing_secret_version",
+    "signing_secret_grace_period",
+];
 
 fn all<E: WireEnum>() -> Value {
     Value::set_of_strings(E::ALL.iter().map(|v| v.as_str()))
@@ -78,6 +92,25 @@ fn resource_schema() -> Schema {
             Attribute::computed("signing_secret", Type::String, doc::SIGNING_SECRET)
                 .sensitive()
                 .stable(),
+            Attribute::optional_computed(
+                "signing_secret_version",
+                Type::Number,
+                doc::SIGNING_SECRET_VERSION,
+            )
+            .default(Value::Number(Number::Int(1))),
+            Attribute::optional_computed(
+                "signing_secret_grace_period",
+                Type::String,
+                doc::SIGNING_SECRET_GRACE_PERIOD,
+            )
+            .default(Value::string(DEFAULT_GRACE_PERIOD)),
+            // Stable: only a rotation changes it, and modify_plan says when one is planned.
+            Attribute::computed(
+                "previous_signing_secret_expires_at",
+                Type::String,
+                doc::PREVIOUS_SIGNING_SECRET_EXPIRES_AT,
+            )
+            .stable(),
             Attribute::computed("created_at", Type::String, doc::CREATED_AT).stable(),
             Attribute::computed("updated_at", Type::String, doc::UPDATED_AT),
         ],
@@ -89,7 +122,7 @@ pub fn computed_attributes() -> Vec<Attribute> {
     resource_schema()
         .attributes
         .into_iter()
-        .filter(|a| !a.name.starts_with("custom_headers_wo"))
+        .filter(|a| !MANAGEMENT_ONLY.contains(&a.name.as_str()))
         .map(|a| Attribute {
             mode: Mode::Computed,
             default: None,
@@ -167,6 +200,7 @@ pub fn validate_config(config: &Value) -> Diagnostics {
         );
     }
     check_log_types(config.get("log_types"), &mut diags);
+    check_rotation(config, &mut diags);
     check_enum_set::<Severity>(config.get("severities"), "severities", &mut diags);
     if let Some(types) =
         check_enum_set::<AlertType>(config.get("alert_types"), "alert_types", &mut diags)
@@ -205,6 +239,52 @@ fn check_log_types(v: &Value, diags: &mut Diagnostics) {
         diags.push(
             Diagnostic::error("Invalid log_types", err.message).at(AttrPath::root("log_types")),
         );
+    }
+}
+
+/// The version is a counter compared at plan time, so it must be a whole number; the grace period
+/// follows herald-domain's rule (Herald caps it at 30 days).
+fn check_rotation(config: &Value, diags: &mut Diagnostics) {
+    if let Value::Number(n) = config.get("signing_secret_version")
+        && version_number(*n).is_none()
+    {
+        let shown = match n {
+            Number::Int(i) => i.to_string(),
+            Number::Float(f) => f.to_string(),
+        };
+        diags.push(
+            Diagnostic::error(
+                "Invalid signing_secret_version",
+                format!("signing_secret_version must be a whole number of 1 or more, got {shown}"),
+            )
+            .at(AttrPath::root("signing_secret_version")),
+        );
+    }
+    if let Some(text) = config.get("signing_secret_grace_period").as_str()
+        && let Err(e) = parse_grace_period(text)
+    {
+        diags.push(
+            Diagnostic::error("Invalid signing_secret_grace_period", e.message)
+                .at(AttrPath::root("signing_secret_grace_period")),
+        );
+    }
+}
+
+/// A signing secret version: a whole number from 1 up to where an f64 still counts exactly.
+fn version_number(n: Number) -> Option<i64> {
+    const MAX_EXACT: i64 = 1 << 53;
+    let v = match n {
+        Number::Int(i) => i,
+        Number::Float(f) if f.fract() == 0.0 && f.abs() <= MAX_EXACT as f64 => f as i64,
+        Number::Float(_) => return None,
+    };
+    (1..=MAX_EXACT).contains(&v).then_some(v)
+}
+
+fn version_of(v: &Value) -> Option<i64> {
+    match v.get("signing_secret_version") {
+        Value::Number(n) => version_number(*n),
+        _ => None,
     }
 }
 
@@ -361,9 +441,37 @@ pub fn state(d: &Destination, headers_like: &Value) -> Value {
             "signing_secret",
             d.signing_secret.clone().map_or(Value::Null, Value::String),
         ),
+        (
+            "previous_signing_secret_expires_at",
+            d.previous_signing_secret_expires_at
+                .clone()
+                .map_or(Value::Null, Value::String),
+        ),
         ("created_at", Value::string(d.created_at.clone())),
         ("updated_at", Value::string(d.updated_at.clone())),
+        // Herald keeps no version: a state read from Herald alone (an import) starts at 1.
+        ("signing_secret_version", Value::Number(Number::Int(1))),
+        (
+            "signing_secret_grace_period",
+            Value::string(DEFAULT_GRACE_PERIOD),
+        ),
     ])
+}
+
+/// The attributes only Terraform knows (Herald keeps no record of them), carried from the state
+/// or plan that `s` replaces.
+fn keep_terraform_only(s: &mut Value, from: &Value) {
+    for attr in [
+        "custom_headers_wo_version",
+        "signing_secret_version",
+        "signing_secret_grace_period",
+    ] {
+        let v = from.get(attr);
+        // A state from before these attributes existed holds null: keep the defaults.
+        if !v.is_null() || attr == "custom_headers_wo_version" {
+            s.set_attr(attr, v.clone());
+        }
+    }
 }
 
 /// The state after a create or update: the attributes only the configuration knows (header
@@ -373,16 +481,37 @@ fn state_after_write(d: &Destination, planned: &Value) -> Value {
     if headers_are_write_only(planned) {
         s.set_attr("custom_headers", Value::Null);
     }
-    s.set_attr(
-        "custom_headers_wo_version",
-        planned.get("custom_headers_wo_version").clone(),
-    );
+    keep_terraform_only(&mut s, planned);
+    // Without a rotation the plan kept the prior expiry; if it passed between plan and apply,
+    // Herald now says null, which Terraform would call an inconsistent result. The next refresh
+    // shows the null.
+    let planned_expiry = planned.get("previous_signing_secret_expires_at");
+    if planned_expiry.is_known() {
+        s.set_attr("previous_signing_secret_expires_at", planned_expiry.clone());
+    }
     s
 }
 
 /// Headers managed write-only stay out of state, so drift in them cannot be shown.
 fn headers_are_write_only(v: &Value) -> bool {
     !v.get("custom_headers_wo_version").is_null()
+}
+
+/// The grace period in seconds when the plan raises the signing secret version; `None` when it
+/// does not rotate. A state from before versions existed (null) counts as 1.
+fn rotation_grace(prior: &Value, planned: &Value) -> Result<Option<u32>, Diagnostics> {
+    let old = version_of(prior).unwrap_or(1);
+    match version_of(planned) {
+        Some(new) if new > old => {
+            let text: String = planned.attr("signing_secret_grace_period")?;
+            parse_grace_period(&text).map(Some).map_err(|e| {
+                Diagnostic::error("Invalid signing_secret_grace_period", e.message)
+                    .at(AttrPath::root("signing_secret_grace_period"))
+                    .into()
+            })
+        }
+        _ => Ok(None),
+    }
 }
 
 fn id_of(v: &Value) -> Result<&str, Diagnostics> {
@@ -453,10 +582,7 @@ impl Resource<Herald> for DestinationResource {
             if headers_are_write_only(current) {
                 s.set_attr("custom_headers", Value::Null);
             }
-            s.set_attr(
-                "custom_headers_wo_version",
-                current.get("custom_headers_wo_version").clone(),
-            );
+            keep_terraform_only(&mut s, current);
             s
         }))
     }
@@ -474,6 +600,7 @@ impl Resource<Herald> for DestinationResource {
         let (sent, custom_headers) = outgoing_headers(&after, config)?;
         let headers_changed =
             before.custom_headers != after.custom_headers || before.wo_version != after.wo_version;
+        let rotate = rotation_grace(prior, planned)?;
         let input = DestinationInput {
             display_name: changed(&before.display_name, &after.display_name),
             url: changed(&before.url, &after.url),
@@ -484,11 +611,69 @@ impl Resource<Herald> for DestinationResource {
             log_types: changed(&before.log_types, &after.log_types),
             enabled: changed(&before.enabled, &after.enabled),
         };
-        let updated = api
-            .update(id, input)
-            .await
-            .map_err(|e| api_error("update the destination", e, &sent))?;
-        Ok(state_after_write(&updated, planned))
+        // Nothing for Herald when only Terraform's own attributes changed (such as the grace
+        // period alone): no write, no audit entry, no new updated_at.
+        let mut current = if input.is_empty() {
+            None
+        } else {
+            Some(
+                api.update(id, input)
+                    .await
+                    .map_err(|e| api_error("update the destination", e, &sent))?,
+            )
+        };
+        // After the update, so a refused update leaves the secret as it was.
+        if let Some(grace) = rotate {
+            current =
+                Some(api.rotate_signing_secret(id, grace).await.map_err(|e| {
+                    api_error("rotate the signing secret", e, &SentHeaders::default())
+                })?);
+        }
+        let current = match current {
+            Some(d) => d,
+            None => api
+                .get(id)
+                .await
+                .map_err(|e| api_error("read the destination", e, &SentHeaders::default()))?
+                .ok_or_else(|| {
+                    Diagnostic::error(
+                        "Destination gone",
+                        format!("Herald has no destination with id {id:?} any more."),
+                    )
+                })?,
+        };
+        Ok(state_after_write(&current, planned))
+    }
+
+    fn modify_plan(&self, prior: &Value, _config: &Value, planned: &mut Value) -> Diagnostics {
+        let mut diags = Diagnostics::default();
+        if prior.is_null() {
+            return diags;
+        }
+        let next = planned.get("signing_secret_version");
+        if !next.is_known() {
+            // Might be a rotation: the secret is not known until apply.
+            planned.set_attr("signing_secret", Value::unknown());
+            planned.set_attr("previous_signing_secret_expires_at", Value::unknown());
+            return diags;
+        }
+        match (version_of(prior), version_of(planned)) {
+            (Some(old), Some(new)) if new < old => diags.push(
+                Diagnostic::error(
+                    "signing_secret_version cannot go down",
+                    format!(
+                        "signing_secret_version is {old} in the state and {new} in the plan. Rotations cannot be undone: raise the version to rotate again, or keep it at {old} (leaving it out means 1)."
+                    ),
+                )
+                .at(AttrPath::root("signing_secret_version")),
+            ),
+            (Some(old), Some(new)) if new > old => {
+                planned.set_attr("signing_secret", Value::unknown());
+                planned.set_attr("previous_signing_secret_expires_at", Value::unknown());
+            }
+            _ => {}
+        }
+        diags
     }
 
     async fn delete(&self, herald: &Herald, prior: &Value) -> Result<(), Diagnostics> {
@@ -637,6 +822,7 @@ mod tests {
             log_types: vec![],
             enabled: true,
             signing_secret: Some("whsec_x".into()),
+            previous_signing_secret_expires_at: None,
             created_at: "t".into(),
             updated_at: "t".into(),
         }
@@ -653,5 +839,98 @@ mod tests {
         let withheld = destination(vec![("X".into(), None)]);
         let prior = Value::Map(BTreeMap::from([("X".into(), Value::string("kept"))]));
         assert_eq!(state(&withheld, &prior).get("custom_headers"), &prior);
+    }
+
+    #[test]
+    fn rotation_attributes_are_checked_where_they_are_written() {
+        let c = config(&[
+            ("signing_secret_version", Value::Number(Number::Float(1.5))),
+            ("signing_secret_grace_period", Value::string("1 day")),
+        ]);
+        let d = validate_config(&c);
+        assert_eq!(
+            paths(&d),
+            vec!["signing_secret_version", "signing_secret_grace_period"]
+        );
+        assert!(d.0[0].detail.contains("whole number of 1 or more, got 1.5"));
+        assert!(d.0[1].detail.contains("\"1 day\""), "{}", d.0[1].detail);
+        let d = validate_config(&config(&[
+            ("signing_secret_version", Value::Number(Number::Int(0))),
+            ("signing_secret_grace_period", Value::string("721h")),
+        ]));
+        assert_eq!(
+            paths(&d),
+            vec!["signing_secret_version", "signing_secret_grace_period"]
+        );
+        assert!(d.0[1].detail.contains("at most 720h"), "{}", d.0[1].detail);
+        assert!(
+            validate_config(&config(&[
+                ("signing_secret_version", Value::Number(Number::Float(3.0))),
+                ("signing_secret_grace_period", Value::string("1h30m")),
+            ]))
+            .is_empty()
+        );
+    }
+
+    fn with_version(v: i64) -> Value {
+        let mut s = state(&destination(vec![]), &Value::Null);
+        s.set_attr("signing_secret_version", Value::Number(Number::Int(v)));
+        s
+    }
+
+    #[test]
+    fn raising_the_version_plans_a_new_secret_and_lowering_it_is_refused() {
+        let prior = with_version(2);
+        let mut same = prior.clone();
+        assert!(
+            DestinationResource
+                .modify_plan(&prior, &Value::Null, &mut same)
+                .is_empty()
+        );
+        assert_eq!(same, prior, "same version: the secret stays known");
+
+        let mut raised = with_version(3);
+        assert!(
+            DestinationResource
+                .modify_plan(&prior, &Value::Null, &mut raised)
+                .is_empty()
+        );
+        assert!(!raised.get("signing_secret").is_known());
+        assert!(!raised.get("previous_signing_secret_expires_at").is_known());
+
+        let mut lowered = with_version(1);
+        let d = DestinationResource.modify_plan(&prior, &Value::Null, &mut lowered);
+        assert_eq!(paths(&d), vec!["signing_secret_version"]);
+        assert!(
+            d.0[0].detail.contains("2 in the state and 1 in the plan"),
+            "{}",
+            d.0[0].detail
+        );
+
+        let mut created = with_version(5);
+        assert!(
+            DestinationResource
+                .modify_plan(&Value::Null, &Value::Null, &mut created)
+                .is_empty()
+        );
+        assert!(
+            created.get("signing_secret").is_known(),
+            "a create has no rotation"
+        );
+    }
+
+    #[test]
+    fn only_a_raised_version_rotates_and_with_the_planned_grace() {
+        let prior = with_version(1);
+        let mut grace_only = prior.clone();
+        grace_only.set_attr("signing_secret_grace_period", Value::string("1h"));
+        assert_eq!(rotation_grace(&prior, &grace_only).ok(), Some(None));
+        let mut raised = grace_only.clone();
+        raised.set_attr("signing_secret_version", Value::Number(Number::Int(2)));
+        assert_eq!(rotation_grace(&prior, &raised).ok(), Some(Some(3600)));
+        // A state written before versions existed counts as 1.
+        let mut old_state = prior.clone();
+        old_state.set_attr("signing_secret_version", Value::Null);
+        assert_eq!(rotation_grace(&old_state, &raised).ok(), Some(Some(3600)));
     }
 }

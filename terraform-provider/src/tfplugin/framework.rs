@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::diag::{AttrPath, Diagnostic, Diagnostics};
-use super::schema::{Mode, Schema};
+use super::schema::{Attribute, Mode, Schema};
 use super::value::Value;
 
 /// A provider: its own configuration, and the resources and data sources it offers. `Client` is
@@ -68,6 +68,13 @@ pub trait Resource<C>: Send + Sync {
     ) -> Result<Value, Diagnostics>;
 
     async fn delete(&self, client: &C, prior: &Value) -> Result<(), Diagnostics>;
+
+    /// Adjusts a create or update plan after the framework's rules (Terraform's ModifyPlan): marks
+    /// computed values that the change will renew as unknown, or refuses a change at plan time with
+    /// errors naming the attribute. `prior` is null on create. The default keeps the plan.
+    fn modify_plan(&self, _prior: &Value, _config: &Value, _planned: &mut Value) -> Diagnostics {
+        Diagnostics::default()
+    }
 
     /// A state for `terraform import`; Terraform reads it right after, so only the identifying
     /// attributes need to be set. Resources that cannot be imported keep this default.
@@ -168,6 +175,47 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
         planned,
         requires_replace,
     }
+}
+
+/// [`plan`], then the resource's [`Resource::modify_plan`] for creates and updates (a delete
+/// plans null: nothing to adjust). The resource may only touch computed attributes: Terraform
+/// refuses a plan that differs from the configuration, so such a change is reported as the bug
+/// it is rather than left to Terraform's generic message.
+pub fn plan_resource<C>(
+    resource: &dyn Resource<C>,
+    schema: &Schema,
+    prior: &Value,
+    proposed: &Value,
+    config: &Value,
+) -> Result<Plan, Diagnostics> {
+    let mut p = plan(schema, prior, proposed, config);
+    if p.planned.is_null() {
+        return Ok(p);
+    }
+    let before = p.planned.clone();
+    let diags = resource.modify_plan(prior, config, &mut p.planned);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let mut bugs = Diagnostics::default();
+    let configured = |a: &&Attribute| {
+        !a.is_computed() || (a.mode == Mode::OptionalComputed && !config.get(&a.name).is_null())
+    };
+    for a in schema.attributes.iter().filter(configured) {
+        if p.planned.get(&a.name) != before.get(&a.name) {
+            bugs.push(
+                Diagnostic::error(
+                    "Provider changed a configured value in the plan",
+                    format!(
+                        "{} is set by the configuration and cannot be planned otherwise; this is a bug in the provider.",
+                        a.name
+                    ),
+                )
+                .at(AttrPath::root(&a.name)),
+            );
+        }
+    }
+    if bugs.is_empty() { Ok(p) } else { Err(bugs) }
 }
 
 /// Checks a state a resource returned after create or update, and makes attributes the
