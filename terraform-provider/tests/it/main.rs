@@ -7,5 +7,6 @@ mod examples;
 mod harness;
 mod log_types;
 mod resource;
+mod rotation;
 mod startup;
 mod validation;
