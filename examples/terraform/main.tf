@@ -43,6 +43,12 @@ resource "herald_destination" "pager" {
   url          = "${var.receiver_base}/pager"
   severities   = ["HIGH", "CRITICAL"]
   alert_types  = ["RULE", "SCHEDULED_RULE", "POLICY"]
+
+  # Secret rotation as code: raise the version and apply. Herald issues a new signing_secret in
+  # place, and the old one keeps signing beside it for the grace period while the pager's
+  # receiver switches over (see the output below for when it stops).
+  signing_secret_version      = 2
+  signing_secret_grace_period = "48h"
 }
 
 # One destination per team, all severities, with the team's headers; each team receives the
@@ -85,6 +91,10 @@ output "pager_id" {
 
 output "critical_destinations" {
   value = sort(data.herald_destinations.critical.destinations[*].display_name)
+}
+
+output "pager_previous_secret_expires_at" {
+  value = herald_destination.pager.previous_signing_secret_expires_at
 }
 
 output "team_signing_secrets" {

@@ -14,6 +14,11 @@ resource "herald_destination" "soc_pager" {
   custom_headers = {
     "Authorization" = "Bearer ${var.pager_token}"
   }
+
+  # Raise to rotate the signing secret in place; the previous secret keeps signing for the
+  # grace period, so the receiver can switch over without rejecting a delivery.
+  signing_secret_version      = 2
+  signing_secret_grace_period = "24h"
 }
 
 # The receiver verifies deliveries with this secret.
