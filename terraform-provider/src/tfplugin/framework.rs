@@ -450,4 +450,86 @@ mod tests {
         assert_eq!(err.0[0].path, Some(AttrPath::root("updated_at")));
         assert!(finish_apply(&schema(), &planned, Value::Null).is_err());
     }
+
+    /// A resource that renews `id` in every plan, refuses, or (a bug) rewrites a configured value.
+    struct Modifying {
+        refuse: bool,
+        rewrite_config: bool,
+    }
+
+    #[async_trait]
+    impl Resource<()> for Modifying {
+        fn type_name(&self) -> &'static str {
+            "test_thing"
+        }
+        fn schema(&self) -> Schema {
+            schema()
+        }
+        async fn create(&self, _: &(), p: &Value, _: &Value) -> Result<Value, Diagnostics> {
+            Ok(p.clone())
+        }
+        async fn read(&self, _: &(), c: &Value) -> Result<Option<Value>, Diagnostics> {
+            Ok(Some(c.clone()))
+        }
+        async fn update(
+            &self,
+            _: &(),
+            _: &Value,
+            p: &Value,
+            _: &Value,
+        ) -> Result<Value, Diagnostics> {
+            Ok(p.clone())
+        }
+        async fn delete(&self, _: &(), _: &Value) -> Result<(), Diagnostics> {
+            Ok(())
+        }
+        fn modify_plan(&self, _: &Value, _: &Value, planned: &mut Value) -> Diagnostics {
+            if self.refuse {
+                return Diagnostic::error("No", "refused")
+                    .at(AttrPath::root("name"))
+                    .into();
+            }
+            planned.set_attr("id", Value::unknown());
+            if self.rewrite_config {
+                planned.set_attr("name", Value::string("other"));
+            }
+            Diagnostics::default()
+        }
+    }
+
+    #[test]
+    fn modify_plan_may_renew_computed_values_refuse_or_nothing_else() {
+        let config = obj(&[
+            ("name", Value::string("b")),
+            ("enabled", Value::Bool(false)),
+            ("region", Value::string("eu")),
+        ]);
+        let mut proposed = prior();
+        proposed.set_attr("name", Value::string("b"));
+        let ok = Modifying {
+            refuse: false,
+            rewrite_config: false,
+        };
+        let p = plan_resource(&ok, &schema(), &prior(), &proposed, &config).unwrap();
+        assert!(!p.planned.get("id").is_known(), "a stable value renewed");
+
+        let refusing = Modifying {
+            refuse: true,
+            rewrite_config: false,
+        };
+        let err = plan_resource(&refusing, &schema(), &prior(), &proposed, &config).unwrap_err();
+        assert_eq!(err.0[0].path, Some(AttrPath::root("name")));
+
+        let buggy = Modifying {
+            refuse: false,
+            rewrite_config: true,
+        };
+        let err = plan_resource(&buggy, &schema(), &prior(), &proposed, &config).unwrap_err();
+        assert_eq!(err.0[0].path, Some(AttrPath::root("name")));
+        assert!(err.0[0].detail.contains("bug in the provider"));
+
+        // A delete plans null and is not the resource's to adjust.
+        let p = plan_resource(&refusing, &schema(), &prior(), &Value::Null, &Value::Null).unwrap();
+        assert!(p.planned.is_null());
+    }
 }
