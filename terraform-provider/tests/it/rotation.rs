@@ -235,6 +235,19 @@ fn raising_the_version_rotates_in_place_and_both_secrets_sign_during_the_grace_p
     let newest = last["signing_secret"].as_str().unwrap();
     let (w, sigs) = signatures(&herald, &rx, &id);
     assert_eq!(sigs, [sign(newest, &w)]);
+
+    // When the grace period runs out, a refresh shows null and there is nothing to plan.
+    tf.config(&config(
+        &url,
+        "  signing_secret_version      = 8\n  signing_secret_grace_period = \"1s\"\n",
+    ));
+    tf.apply();
+    std::thread::sleep(Duration::from_millis(1500));
+    tf.assert_empty_plan();
+    tf.ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
+    let expired = tf.state("herald_destination.rotating");
+    assert_eq!(expired["previous_signing_secret_expires_at"], Value::Null);
+    assert_eq!(expired["signing_secret_version"], json!(8));
 }
 
 #[test]
