@@ -422,7 +422,11 @@ mod tests {
         for bad in [0, -1, 10_001, i64::MAX] {
             let err = validate_auto_disable_after_failures(bad).unwrap_err();
             assert_eq!(err.field, Field::AutoDisableAfterFailures);
-            assert!(err.message.contains("between 1 and 10000"), "{}", err.message);
+            assert!(
+                err.message.contains("between 1 and 10000"),
+                "{}",
+                err.message
+            );
             assert!(err.message.contains(&bad.to_string()));
         }
     }

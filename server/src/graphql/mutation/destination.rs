@@ -105,7 +105,8 @@ impl DestinationMutation {
             chrono::Duration::seconds(grace.into()),
         )
         .await?;
-        ctx.data_unchecked::<Dispatcher>().destination_changed(rotated.clone());
+        ctx.data_unchecked::<Dispatcher>()
+            .destination_changed(rotated.clone());
         Ok(RotateSigningSecretPayload {
             destination: Destination(rotated),
         })

@@ -62,12 +62,13 @@ impl Destination {
         &self.0.log_types
     }
 
-    /// False: new alerts do not route here, and its pending and retrying deliveries wait until
-    /// it is enabled again.
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
 
+    /// While false, new alerts do not route here and its pending and retrying deliveries are held
+    /// until it is enabled again.
+    ///
     /// After this many consecutive deliveries end FAILED (retries used up; test alerts do not
     /// count; any success resets the count), Herald disables the destination. Null: never.
     async fn auto_disable_after_failures(&self) -> Option<i32> {

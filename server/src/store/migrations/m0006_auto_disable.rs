@@ -24,7 +24,9 @@ impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for column in [
             integer_null(Destinations::AutoDisableAfterFailures),
-            integer(Destinations::ConsecutiveFailures).default(0).to_owned(),
+            integer(Destinations::ConsecutiveFailures)
+                .default(0)
+                .to_owned(),
             text_null(Destinations::DisabledReason),
             timestamp_with_time_zone_null(Destinations::DisabledAt),
         ] {
