@@ -28,6 +28,7 @@ operation!(ListDestinations);
 operation!(CreateDestination);
 operation!(UpdateDestination);
 operation!(DeleteDestination);
+operation!(ClearAutoDisable);
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +52,10 @@ pub struct Destination {
     /// Empty: every log type.
     pub log_types: Vec<String>,
     pub enabled: bool,
+    /// `None`: never auto-disabled.
+    pub auto_disable_after_failures: Option<i64>,
+    /// Why Herald disabled it, if it did.
+    pub disabled_reason: Option<String>,
     pub signing_secret: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -77,6 +82,8 @@ pub struct DestinationInput {
     pub custom_headers: Option<Vec<(String, String)>>,
     pub log_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// `Some(None)` clears the threshold.
+    pub auto_disable_after_failures: Option<Option<i64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +168,8 @@ macro_rules! destination_from {
                         .collect(),
                     log_types: d.log_types,
                     enabled: d.enabled,
+                    auto_disable_after_failures: d.auto_disable_after_failures,
+                    disabled_reason: d.disabled_reason,
                     signing_secret: d.signing_secret,
                     created_at: d.created_at,
                     updated_at: d.updated_at,
@@ -174,6 +183,7 @@ destination_from!(get_destination);
 destination_from!(list_destinations);
 destination_from!(create_destination);
 destination_from!(update_destination);
+destination_from!(clear_auto_disable);
 
 impl Client {
     pub fn new(endpoint: &str, token: &str) -> Result<Self, ClientError> {
@@ -328,6 +338,7 @@ impl Client {
                 }),
                 log_types: input.log_types,
                 enabled: input.enabled,
+                auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
             },
         };
         let data = self.run::<CreateDestination>(v, false).await?;
@@ -354,9 +365,16 @@ impl Client {
                 }),
                 log_types: input.log_types,
                 enabled: input.enabled,
+                auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
             },
         };
         let data = self.run::<UpdateDestination>(v, true).await?;
+        if input.auto_disable_after_failures == Some(None) {
+            let cleared = self
+                .run::<ClearAutoDisable>(clear_auto_disable::Variables { id: id.to_owned() }, true)
+                .await?;
+            return Ok(cleared.update_destination.destination.into());
+        }
         Ok(data.update_destination.destination.into())
     }
 

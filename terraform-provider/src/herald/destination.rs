@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use herald_domain::{
-    AlertType, Severity, WireEnum, validate_alert_types, validate_custom_headers,
-    validate_display_name, validate_header_name, validate_header_value, validate_log_type,
-    validate_log_types, validate_url,
+    AlertType, Severity, WireEnum, validate_alert_types, validate_auto_disable_after_failures,
+    validate_custom_headers, validate_display_name, validate_header_name, validate_header_value,
+    validate_log_type, validate_log_types, validate_url,
 };
 
 use super::client::{Destination, DestinationInput};
 use super::fields::field_path;
 use super::provider::{Herald, SentHeaders, api_error};
+use crate::tfplugin::value::Number;
 use crate::tfplugin::{
     AttrPath, Attribute, Diagnostic, Diagnostics, Mode, Resource, Schema, Type, Value,
 };
@@ -29,7 +30,9 @@ pub mod doc {
     pub const CUSTOM_HEADERS_WO: &str = "Write-only alternative to `custom_headers` (Terraform 1.11 or later): the values are sent to Herald but never stored in the plan or state. Herald receives them on create and whenever `custom_headers_wo_version` changes. Conflicts with `custom_headers`.";
     pub const CUSTOM_HEADERS_WO_VERSION: &str = "Required with `custom_headers_wo`; change it to send the current `custom_headers_wo` to Herald.";
     pub const LOG_TYPES: &str = "Log types routed here by severity, such as `AWS.CloudTrail` or `Okta.SystemLog`: an alert that names log types arrives only if one of them is listed. Omitted or `[]`: every log type. Alerts that name no log type, and alerts that name this destination in `dynamicDestinations` or `destinationOverrides`, are not filtered. At most 100; each 1 to 128 letters, digits, `.` and `_`, compared exactly.";
-    pub const ENABLED: &str = "Whether alerts are delivered. Default `true`.";
+    pub const ENABLED: &str = "Whether alerts are delivered. Default `true`. When Herald auto-disables the destination (see `auto_disable_after_failures`), the next plan shows `enabled: false -> true` and applying it enables the destination again, clearing `disabled_reason` and releasing the deliveries held meanwhile.";
+    pub const AUTO_DISABLE_AFTER_FAILURES: &str = "Herald disables the destination after this many consecutive deliveries end FAILED (retries used up; test alerts do not count; any success resets the count), 1 to 10000. Omitted: never.";
+    pub const DISABLED_REASON: &str = "Why Herald disabled the destination, such as `auto-disabled after 20 consecutive failed deliveries; last: request failed: 503 …`; null while enabled or when disabled by hand.";
     pub const SIGNING_SECRET: &str =
         "The `whsec_` secret Herald signs deliveries with, for configuring the receiver.";
     pub const CREATED_AT: &str = "When the destination was created (RFC 3339, UTC).";
@@ -75,6 +78,12 @@ fn resource_schema() -> Schema {
                 .default(Value::Set(Vec::new())),
             Attribute::optional_computed("enabled", Type::Bool, doc::ENABLED)
                 .default(Value::Bool(true)),
+            Attribute::optional(
+                "auto_disable_after_failures",
+                Type::Number,
+                doc::AUTO_DISABLE_AFTER_FAILURES,
+            ),
+            Attribute::computed("disabled_reason", Type::String, doc::DISABLED_REASON),
             Attribute::computed("signing_secret", Type::String, doc::SIGNING_SECRET)
                 .sensitive()
                 .stable(),
@@ -167,6 +176,24 @@ pub fn validate_config(config: &Value) -> Diagnostics {
         );
     }
     check_log_types(config.get("log_types"), &mut diags);
+    if let Value::Number(_) = config.get("auto_disable_after_failures")
+        && let Ok(n) = config.attr::<f64>("auto_disable_after_failures")
+    {
+        let attr = AttrPath::root("auto_disable_after_failures");
+        if n.fract() != 0.0 {
+            diags.push(
+                Diagnostic::error(
+                    "Invalid auto_disable_after_failures",
+                    format!("auto_disable_after_failures must be a whole number, got {n}"),
+                )
+                .at(attr),
+            );
+        } else if let Err(e) = validate_auto_disable_after_failures(n as i64) {
+            // `as` saturates, so a huge number still fails the range rule; the message then
+            // quotes the saturated value, which is still far out of range.
+            fail(&mut diags, e, "Invalid auto_disable_after_failures");
+        }
+    }
     check_enum_set::<Severity>(config.get("severities"), "severities", &mut diags);
     if let Some(types) =
         check_enum_set::<AlertType>(config.get("alert_types"), "alert_types", &mut diags)
@@ -247,6 +274,7 @@ struct Spec {
     /// Sorted: a set has no order, so two orders must compare equal.
     log_types: Vec<String>,
     enabled: bool,
+    auto_disable_after_failures: Option<i64>,
     wo_version: Option<f64>,
 }
 
@@ -264,6 +292,9 @@ impl Spec {
                 names
             },
             enabled: v.attr("enabled")?,
+            auto_disable_after_failures: v
+                .attr::<Option<f64>>("auto_disable_after_failures")?
+                .map(|n| n as i64),
             wo_version: v.attr("custom_headers_wo_version")?,
         })
     }
@@ -358,6 +389,15 @@ pub fn state(d: &Destination, headers_like: &Value) -> Value {
         ),
         ("enabled", Value::Bool(d.enabled)),
         (
+            "auto_disable_after_failures",
+            d.auto_disable_after_failures
+                .map_or(Value::Null, |n| Value::Number(Number::Int(n))),
+        ),
+        (
+            "disabled_reason",
+            d.disabled_reason.clone().map_or(Value::Null, Value::String),
+        ),
+        (
             "signing_secret",
             d.signing_secret.clone().map_or(Value::Null, Value::String),
         ),
@@ -426,6 +466,7 @@ impl Resource<Herald> for DestinationResource {
             custom_headers,
             log_types: Some(spec.log_types),
             enabled: Some(spec.enabled),
+            auto_disable_after_failures: Some(spec.auto_disable_after_failures),
         };
         let created = api
             .create(input)
@@ -483,6 +524,10 @@ impl Resource<Herald> for DestinationResource {
             custom_headers: headers_changed.then(|| custom_headers.unwrap_or_default()),
             log_types: changed(&before.log_types, &after.log_types),
             enabled: changed(&before.enabled, &after.enabled),
+            auto_disable_after_failures: changed(
+                &before.auto_disable_after_failures,
+                &after.auto_disable_after_failures,
+            ),
         };
         let updated = api
             .update(id, input)
@@ -636,6 +681,8 @@ mod tests {
             custom_headers: headers,
             log_types: vec![],
             enabled: true,
+            auto_disable_after_failures: None,
+            disabled_reason: None,
             signing_secret: Some("whsec_x".into()),
             created_at: "t".into(),
             updated_at: "t".into(),
