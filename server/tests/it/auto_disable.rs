@@ -1,14 +1,19 @@
 //! Auto-disable: a destination whose deliveries keep ending FAILED is disabled by Herald, says why,
 //! is audited and streamed; its waiting deliveries are held until it is enabled again.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
+use herald_server::store::migrations::Migrator;
 use herald_testkit::{Backend, Receiver, Reply};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Query};
+use sea_orm_migration::MigratorTrait;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::app::{DELIVERY_FIELDS, TestApp};
+use crate::app::{DELIVERY_FIELDS, TestApp, test_dispatch};
 use crate::subscription::{Ws, connect, next_json};
 
 herald_testkit::on_both_backends!(
@@ -16,7 +21,36 @@ herald_testkit::on_both_backends!(
     test_alerts_do_not_count_and_a_success_resets_the_count,
     held_deliveries_go_out_when_reenabled_and_both_changes_stream,
     threshold_is_validated_and_clearable,
+    destinations_from_before_the_migration_count_from_zero,
 );
+
+/// Every test here ends within 90 s, whatever the waits inside it do.
+async fn within(test: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(90), test)
+        .await
+        .expect("the test finished in time");
+}
+
+async fn failures_in_one_batch_reach_the_threshold_and_disable_with_reason_and_audit(
+    backend: Backend,
+) {
+    within(
+        failures_in_one_batch_reach_the_threshold_and_disable_with_reason_and_audit_steps(backend),
+    )
+    .await
+}
+
+async fn test_alerts_do_not_count_and_a_success_resets_the_count(backend: Backend) {
+    within(test_alerts_do_not_count_and_a_success_resets_the_count_steps(backend)).await
+}
+
+async fn held_deliveries_go_out_when_reenabled_and_both_changes_stream(backend: Backend) {
+    within(held_deliveries_go_out_when_reenabled_and_both_changes_stream_steps(backend)).await
+}
+
+async fn threshold_is_validated_and_clearable(backend: Backend) {
+    within(threshold_is_validated_and_clearable_steps(backend)).await
+}
 
 const FIELDS: &str = "id enabled autoDisableAfterFailures disabledReason disabledAt";
 
@@ -84,7 +118,7 @@ async fn next_destination(ws: &mut Ws) -> Value {
     msg["payload"]["data"]["destinationUpdated"].clone()
 }
 
-async fn failures_in_one_batch_reach_the_threshold_and_disable_with_reason_and_audit(
+async fn failures_in_one_batch_reach_the_threshold_and_disable_with_reason_and_audit_steps(
     backend: Backend,
 ) {
     let app = TestApp::spawn(backend).await;
@@ -145,7 +179,7 @@ async fn failures_in_one_batch_reach_the_threshold_and_disable_with_reason_and_a
     assert_eq!(later["deliveries"], json!([]), "{later}");
 }
 
-async fn test_alerts_do_not_count_and_a_success_resets_the_count(backend: Backend) {
+async fn test_alerts_do_not_count_and_a_success_resets_the_count_steps(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = Receiver::start().await;
     r.always(Reply::status(500, "boom"));
@@ -213,7 +247,7 @@ async fn test_alerts_do_not_count_and_a_success_resets_the_count(backend: Backen
     );
 }
 
-async fn held_deliveries_go_out_when_reenabled_and_both_changes_stream(backend: Backend) {
+async fn held_deliveries_go_out_when_reenabled_and_both_changes_stream_steps(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = Receiver::start().await;
     r.always(Reply::status(503, ""));
@@ -273,7 +307,7 @@ async fn held_deliveries_go_out_when_reenabled_and_both_changes_stream(backend: 
     assert_eq!(r.count(), before + 1);
 }
 
-async fn threshold_is_validated_and_clearable(backend: Backend) {
+async fn threshold_is_validated_and_clearable_steps(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = Receiver::start().await;
     for bad in [0, -5, 10_001] {
@@ -322,4 +356,83 @@ async fn threshold_is_validated_and_clearable(backend: Backend) {
         cleared.data()["updateDestination"]["destination"]["autoDisableAfterFailures"],
         Value::Null
     );
+}
+
+/// A destination written before `m0006_auto_disable` reads back with no threshold and no reason,
+/// and its count starts at zero: a threshold set later disables it after exactly that many
+/// failures (a NULL count would never reach it).
+async fn destinations_from_before_the_migration_count_from_zero(backend: Backend) {
+    within(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = herald_testkit::fresh_database_url(backend, dir.path());
+        let rx = Receiver::start().await;
+        rx.always(Reply::status(502, "bad gateway"));
+        let at = chrono::Utc::now();
+        {
+            let store = herald_server::store::Store::connect(&url, 2).await.unwrap();
+            // m0001 to m0004: the schema just before this feature.
+            Migrator::up(store.db(), Some(4)).await.unwrap();
+            let destination = Query::insert()
+                .into_table(Alias::new("destinations"))
+                .columns(
+                    [
+                        "id",
+                        "display_name",
+                        "display_name_key",
+                        "url",
+                        "severity_mask",
+                        "alert_type_mask",
+                        "custom_headers",
+                        "enabled",
+                        "signing_secret",
+                        "created_at",
+                        "updated_at",
+                    ]
+                    .map(Alias::new),
+                )
+                .values_panic([
+                    "dst_old".into(),
+                    "Old".into(),
+                    "old".into(),
+                    rx.url.clone().into(),
+                    31.into(),
+                    63.into(),
+                    "[]".into(),
+                    true.into(),
+                    format!("whsec_{}", "A".repeat(43)).into(),
+                    at.into(),
+                    at.into(),
+                ])
+                .to_owned();
+            store.db().execute(&destination).await.unwrap();
+        }
+        let app = TestApp::spawn_on(dir, url, test_dispatch()).await;
+        let id = json!("dst_old");
+        let old = destination(&app, &id).await;
+        assert_eq!(old["enabled"], true);
+        assert_eq!(old["autoDisableAfterFailures"], Value::Null);
+        assert_eq!(old["disabledReason"], Value::Null);
+        assert_eq!(old["disabledAt"], Value::Null);
+        let set = update(&app, json!({"id": id, "autoDisableAfterFailures": 1})).await;
+        assert_eq!(
+            set.data()["updateDestination"]["destination"]["autoDisableAfterFailures"],
+            1
+        );
+        let sent = app
+            .send_alert(json!({"detectionId": "d", "title": "t", "severity": "HIGH"}))
+            .await;
+        assert_eq!(
+            app.wait_final(&sent["deliveries"][0]["id"]).await["state"],
+            "FAILED"
+        );
+        let disabled = wait_destination(&app, &id, |d| d["enabled"] == false).await;
+        assert!(
+            disabled["disabledReason"]
+                .as_str()
+                .unwrap()
+                .starts_with("auto-disabled after 1 consecutive failed deliveries"),
+            "{disabled}"
+        );
+    })
+    .await;
 }
