@@ -11,6 +11,8 @@ pub const MAX_HEADERS: usize = 20;
 pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
 pub const MAX_LOG_TYPES: usize = 100;
 pub const MAX_LOG_TYPE_CHARS: usize = 128;
+/// The largest `autoDisableAfterFailures`; the smallest is 1.
+pub const MAX_AUTO_DISABLE_AFTER_FAILURES: i64 = 10_000;
 
 /// Header names Herald sets itself; a destination may not set them. Every `webhook-*` name is
 /// reserved too (see [`is_reserved_header`]).
@@ -41,6 +43,7 @@ pub enum Field {
     LogTypes,
     /// How long a rotated-out signing secret keeps signing.
     GracePeriod,
+    AutoDisableAfterFailures,
 }
 
 impl Field {
@@ -57,6 +60,7 @@ impl Field {
             Field::LogType(i) => format!("logTypes[{i}]"),
             Field::LogTypes => "logTypes".into(),
             Field::GracePeriod => "gracePeriodSeconds".into(),
+            Field::AutoDisableAfterFailures => "autoDisableAfterFailures".into(),
         }
     }
 }
@@ -316,6 +320,21 @@ pub fn validate_log_types<S: AsRef<str>>(names: &[S]) -> Result<(), ValidationEr
     Ok(())
 }
 
+/// How many consecutive failed deliveries disable a destination: 1 to 10,000. A wider type than
+/// the API's `Int` so that a front end can pass what the user wrote and get this error for it.
+pub fn validate_auto_disable_after_failures(n: i64) -> Result<(), ValidationError> {
+    if !(1..=MAX_AUTO_DISABLE_AFTER_FAILURES).contains(&n) {
+        return fail(
+            Field::AutoDisableAfterFailures,
+            format!(
+                "autoDisableAfterFailures must be between 1 and {MAX_AUTO_DISABLE_AFTER_FAILURES} \
+                 (omit it to never auto-disable), got {n}"
+            ),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +416,22 @@ mod tests {
             Field::CustomHeaders
         );
         assert!(validate_custom_headers(&many[..20]).is_ok());
+    }
+
+    #[test]
+    fn auto_disable_after_failures() {
+        assert!(validate_auto_disable_after_failures(1).is_ok());
+        assert!(validate_auto_disable_after_failures(10_000).is_ok());
+        for bad in [0, -1, 10_001, i64::MAX] {
+            let err = validate_auto_disable_after_failures(bad).unwrap_err();
+            assert_eq!(err.field, Field::AutoDisableAfterFailures);
+            assert!(
+                err.message.contains("between 1 and 10000"),
+                "{}",
+                err.message
+            );
+            assert!(err.message.contains(&bad.to_string()));
+        }
     }
 
     #[test]

@@ -37,12 +37,15 @@ variable "teams" {
   }
 }
 
-# Pages only for what cannot wait.
+# Pages only for what cannot wait. If 50 deliveries in a row end FAILED, Herald disables it
+# (disabled_reason says why) and holds its deliveries; the next plan then shows
+# `enabled: false -> true`, and applying it, once the receiver is fixed, sends what was held.
 resource "herald_destination" "pager" {
-  display_name = "SOC pager"
-  url          = "${var.receiver_base}/pager"
-  severities   = ["HIGH", "CRITICAL"]
-  alert_types  = ["RULE", "SCHEDULED_RULE", "POLICY"]
+  display_name                = "SOC pager"
+  url                         = "${var.receiver_base}/pager"
+  severities                  = ["HIGH", "CRITICAL"]
+  alert_types                 = ["RULE", "SCHEDULED_RULE", "POLICY"]
+  auto_disable_after_failures = 50
 
   # Secret rotation as code: raise the version and apply. Herald issues a new signing_secret in
   # place, and the old one keeps signing beside it for the grace period while the pager's

@@ -19,6 +19,7 @@ pub use worker::outcome_of;
 use crate::config::DispatchConfig;
 use crate::store::Store;
 use crate::store::deliveries::Delivery;
+use crate::store::destinations::Destination;
 use client::{ClientError, WebhookClient};
 use retry::RetrySchedule;
 
@@ -36,8 +37,16 @@ impl Dispatcher {
             .clone()
             .unwrap_or_else(RetrySchedule::default_schedule);
         let (events, _) = broadcast::channel(4096);
+        let (destination_events, _) = broadcast::channel(256);
         Ok(Dispatcher {
-            inner: Arc::new(worker::Inner::new(store, config, schedule, client, events)),
+            inner: Arc::new(worker::Inner::new(
+                store,
+                config,
+                schedule,
+                client,
+                events,
+                destination_events,
+            )),
         })
     }
 
@@ -54,6 +63,16 @@ impl Dispatcher {
     /// Every delivery change this process makes, as it is recorded.
     pub fn subscribe(&self) -> broadcast::Receiver<Delivery> {
         self.inner.events.subscribe()
+    }
+
+    /// Every destination change this process makes: an auto-disable, or a write through the API.
+    pub fn subscribe_destinations(&self) -> broadcast::Receiver<Destination> {
+        self.inner.destination_events.subscribe()
+    }
+
+    /// Streams a destination changed outside the dispatcher (an API write) to subscribers.
+    pub fn destination_changed(&self, d: Destination) {
+        let _ = self.inner.destination_events.send(d);
     }
 
     /// Sends one delivery now, outside the queue, and waits until its single attempt is recorded

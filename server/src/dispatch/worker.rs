@@ -35,6 +35,8 @@ pub(super) struct Inner {
     pub schedule: RetrySchedule,
     pub client: WebhookClient,
     pub events: broadcast::Sender<Delivery>,
+    /// Destinations as they change: auto-disabled here, or written through the API.
+    pub destination_events: broadcast::Sender<Destination>,
     pub wake: Notify,
     /// This process's name on the leases it takes.
     pub worker_id: String,
@@ -57,8 +59,10 @@ impl Inner {
         schedule: RetrySchedule,
         client: WebhookClient,
         events: broadcast::Sender<Delivery>,
+        destination_events: broadcast::Sender<Destination>,
     ) -> Self {
         Inner {
+            destination_events,
             global: Arc::new(Semaphore::new(config.max_in_flight as usize)),
             store,
             config,
@@ -452,8 +456,22 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
                 Err(e) => tracing::error!(error = %e, "cannot record delivery attempts; retrying"),
             }
         }
+        let written = written.unwrap_or_default();
+        if !written.disabled.is_empty() {
+            tracing::warn!(destinations = ?written.disabled, "destinations auto-disabled after consecutive failed deliveries");
+            match destinations::get_many(inner.store.db(), inner.store.secrets(), &written.disabled)
+                .await
+            {
+                Ok(list) => {
+                    for d in list {
+                        let _ = inner.destination_events.send(d);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot load auto-disabled destinations"),
+            }
+        }
         let updated: HashMap<String, Delivery> = written
-            .unwrap_or_default()
+            .deliveries
             .into_iter()
             .map(|d| (d.id.clone(), d))
             .collect();

@@ -20,6 +20,11 @@ impl Actor {
     pub fn cli() -> Self {
         Actor("cli".into())
     }
+
+    /// Herald itself, for changes no one asked for at that moment (an auto-disable).
+    pub fn herald() -> Self {
+        Actor("herald".into())
+    }
 }
 
 /// What kind of thing an event is about.

@@ -471,9 +471,18 @@ pub struct Outcome {
     pub message: String,
 }
 
+/// What a batch of results did: the deliveries as they now stand, and the destinations that it
+/// auto-disabled.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub deliveries: Vec<Delivery>,
+    pub disabled: Vec<String>,
+}
+
 /// Writes a batch of attempt results in one transaction. A result whose lease was lost meanwhile
 /// (the destination was deleted, or the lease expired and another worker took over) is dropped.
-/// Returns the deliveries as they now stand.
+/// The same transaction keeps each destination's count of consecutive failed deliveries and
+/// auto-disables those that reach their threshold (see [`count_failures`]).
 ///
 /// One `UPDATE … FROM (VALUES …)` per chunk rather than one statement per delivery: on SQLite every
 /// statement is a round trip to the connection's thread, and that, not SQLite, was the cost.
@@ -481,9 +490,9 @@ pub async fn record_outcomes(
     db: &DatabaseConnection,
     worker: &str,
     outcomes: &[Outcome],
-) -> Result<Vec<Delivery>, StoreError> {
+) -> Result<Recorded, StoreError> {
     if outcomes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Recorded::default());
     }
     let backend = db.get_database_backend();
     let txn = super::begin_write(db).await?;
@@ -571,8 +580,168 @@ pub async fn record_outcomes(
             .exec_without_returning(&txn)
             .await?;
     }
+    let disabled = count_failures(&txn, outcomes, &updated, at).await?;
     txn.commit().await?;
-    updated.into_iter().map(Delivery::try_from).collect()
+    Ok(Recorded {
+        deliveries: updated
+            .into_iter()
+            .map(Delivery::try_from)
+            .collect::<Result<_, _>>()?,
+        disabled,
+    })
+}
+
+/// One destination's share of a batch, in the order the results arrived.
+#[derive(Default)]
+struct Tally {
+    /// A delivery succeeded: the count starts again from the failures after it.
+    reset: bool,
+    /// Deliveries that ended FAILED after the last success in the batch (or all of them).
+    failures: i32,
+    /// The message of the last of them, for the reason.
+    last: String,
+}
+
+/// The longest part of a failure message quoted in `disabledReason`: a receiver's error page can be
+/// large, and the reason is for a person to read at a glance.
+const REASON_MESSAGE_CHARS: usize = 300;
+
+/// Keeps each destination's count of consecutive FAILED deliveries (test alerts aside; a success
+/// resets it) and disables the destinations that reach `auto_disable_after_failures`. Returns
+/// their ids.
+///
+/// The count is added to in SQL (`consecutive_failures + n`) inside the transaction that records
+/// the results, so several results for one destination in one batch, and batches written by
+/// several replicas at once, all land on the same number: the row lock (PostgreSQL) or the single
+/// writer (SQLite) orders them.
+async fn count_failures(
+    txn: &impl ConnectionTrait,
+    outcomes: &[Outcome],
+    recorded: &[delivery::Model],
+    at: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    use std::collections::{BTreeMap, HashMap};
+    let by_id: HashMap<&str, &delivery::Model> =
+        recorded.iter().map(|m| (m.id.as_str(), m)).collect();
+    // Ordered by destination id: PostgreSQL then locks the rows in one order on every replica.
+    let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
+    for o in outcomes {
+        let Some(m) = by_id.get(o.delivery_id.as_str()) else {
+            continue;
+        };
+        if m.test {
+            continue;
+        }
+        match DeliveryState::parse(&m.state)? {
+            DeliveryState::Succeeded => {
+                let t = tallies.entry(m.destination_id.as_str()).or_default();
+                t.reset = true;
+                t.failures = 0;
+            }
+            DeliveryState::Failed => {
+                let t = tallies.entry(m.destination_id.as_str()).or_default();
+                t.failures += 1;
+                t.last.clone_from(&m.message);
+            }
+            DeliveryState::Pending | DeliveryState::Retrying => {}
+        }
+    }
+    if tallies.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = txn.get_database_backend();
+    let mut disabled = Vec::new();
+    let entries: Vec<(&str, Tally)> = tallies.into_iter().collect();
+    for chunk in entries.chunks(RECORD_CHUNK) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (id, t) in chunk {
+            let n = values.len();
+            rows.push(format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+            values.extend([(*id).into(), t.reset.into(), t.failures.into()]);
+        }
+        if backend == DatabaseBackend::Postgres {
+            // Replicas whose batches share destinations lock them in the same (id) order, so they
+            // queue behind each other instead of deadlocking.
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let ids: Vec<Value> = chunk.iter().map(|(id, _)| (*id).into()).collect();
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT id FROM destinations WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    placeholders.join(", ")
+                ),
+                ids,
+            ))
+            .await?;
+        }
+        // A success on a destination whose count is already 0 changes nothing, and is left out so
+        // that the common case writes no destination row.
+        let sql = format!(
+            "UPDATE destinations SET consecutive_failures = CASE WHEN v.column2 THEN v.column3 \
+               ELSE destinations.consecutive_failures + v.column3 END \
+             FROM (VALUES {}) AS v \
+             WHERE destinations.id = v.column1 \
+               AND (v.column3 > 0 OR destinations.consecutive_failures <> 0) \
+             RETURNING destinations.id AS id, destinations.consecutive_failures AS count, \
+               destinations.auto_disable_after_failures AS threshold, destinations.enabled AS enabled",
+            rows.join(", ")
+        );
+        #[derive(FromQueryResult)]
+        struct Counted {
+            id: String,
+            count: i32,
+            threshold: Option<i32>,
+            enabled: bool,
+        }
+        let counted =
+            Counted::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+                .all(txn)
+                .await?;
+        for c in counted {
+            let Some(threshold) = c.threshold else {
+                continue;
+            };
+            if !c.enabled || c.count < threshold {
+                continue;
+            }
+            let last = chunk
+                .iter()
+                .find(|(id, _)| *id == c.id)
+                .map(|(_, t)| t.last.as_str())
+                .unwrap_or_default();
+            let mut quoted: String = last.chars().take(REASON_MESSAGE_CHARS).collect();
+            if quoted.len() < last.len() {
+                quoted.push('…');
+            }
+            let reason = format!(
+                "auto-disabled after {} consecutive failed deliveries; last: {quoted}",
+                c.count
+            );
+            // `enabled = true` again: a manual disable since the count was read wins.
+            let result = destination::Entity::update_many()
+                .col_expr(destination::Column::Enabled, Expr::value(false))
+                .col_expr(destination::Column::DisabledReason, Expr::value(reason))
+                .col_expr(destination::Column::DisabledAt, Expr::value(at))
+                .col_expr(destination::Column::UpdatedAt, Expr::value(at))
+                .filter(destination::Column::Id.eq(c.id.as_str()))
+                .filter(destination::Column::Enabled.eq(true))
+                .exec(txn)
+                .await?;
+            if result.rows_affected == 1 {
+                audit::record(
+                    txn,
+                    &Actor::herald(),
+                    Action::DestinationDisabled,
+                    Some(&c.id),
+                    &["enabled", "disabledReason"],
+                )
+                .await?;
+                disabled.push(c.id);
+            }
+        }
+    }
+    Ok(disabled)
 }
 
 /// Results per `UPDATE … FROM (VALUES …)`.

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use herald_domain::{
-    AlertType, Severity, WireEnum, validate_alert_types, validate_custom_headers,
-    validate_display_name, validate_log_types, validate_url,
+    AlertType, Severity, WireEnum, validate_alert_types, validate_auto_disable_after_failures,
+    validate_custom_headers, validate_display_name, validate_log_types, validate_url,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -50,6 +50,12 @@ pub struct Destination {
     /// The log types routed here by severity; empty: every log type.
     pub log_types: Vec<String>,
     pub enabled: bool,
+    /// Consecutive failed deliveries that disable it; `None`: never.
+    pub auto_disable_after_failures: Option<i32>,
+    /// Why Herald disabled it (`None` when enabled, or disabled by hand).
+    pub disabled_reason: Option<String>,
+    /// When it was last disabled, by hand or by Herald; `None` while enabled.
+    pub disabled_at: Option<DateTime<Utc>>,
     pub signing_secret: String,
     /// The secret before the last rotation and when it stops being used.
     pub previous_signing_secret: Option<(String, DateTime<Utc>)>,
@@ -96,6 +102,9 @@ impl Destination {
             display_name: m.display_name,
             url: m.url,
             enabled: m.enabled,
+            auto_disable_after_failures: m.auto_disable_after_failures,
+            disabled_reason: m.disabled_reason,
+            disabled_at: m.disabled_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
         })
@@ -113,6 +122,8 @@ pub struct NewDestination {
     /// Omitted or empty: every log type.
     pub log_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// `None`: never auto-disable.
+    pub auto_disable_after_failures: Option<i32>,
 }
 
 /// A partial update: only the fields that are `Some` change. `custom_headers` replaces the list.
@@ -126,6 +137,8 @@ pub struct DestinationPatch {
     /// Replaces the list; `[]` receives every log type again.
     pub log_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// `Some(None)` clears the threshold (never auto-disable); `None` leaves it.
+    pub auto_disable_after_failures: Option<Option<i32>>,
 }
 
 fn name_key(display_name: &str) -> String {
@@ -146,6 +159,7 @@ fn validate_fields(
     alert_types: Option<&[AlertType]>,
     headers: Option<&[CustomHeader]>,
     log_types: Option<&[String]>,
+    auto_disable_after_failures: Option<i32>,
 ) -> Result<(), StoreError> {
     if let Some(name) = display_name {
         validate_display_name(name)?;
@@ -161,6 +175,9 @@ fn validate_fields(
     }
     if let Some(log_types) = log_types {
         validate_log_types(log_types)?;
+    }
+    if let Some(n) = auto_disable_after_failures {
+        validate_auto_disable_after_failures(n.into())?;
     }
     Ok(())
 }
@@ -182,6 +199,7 @@ const CREATED_FIELDS: &[&str] = &[
     "customHeaders",
     "logTypes",
     "enabled",
+    "autoDisableAfterFailures",
     "signingSecret",
 ];
 
@@ -199,9 +217,11 @@ pub async fn create(
         Some(&alert_types),
         Some(&new.custom_headers),
         Some(&log_types),
+        new.auto_disable_after_failures,
     )?;
     let severities = new.severities.unwrap_or_else(|| Severity::ALL.to_vec());
     let at = now();
+    let enabled = new.enabled.unwrap_or(true);
     let id = ids::destination();
     let txn = super::begin_write(db).await?;
     let key = secrets.sealing_key(&txn).await?;
@@ -215,7 +235,11 @@ pub async fn create(
         severity_mask: Set(Severity::mask_of(&severities)),
         alert_type_mask: Set(AlertType::mask_of(&alert_types)),
         log_types: Set(log_types_json(&log_types)),
-        enabled: Set(new.enabled.unwrap_or(true)),
+        enabled: Set(enabled),
+        auto_disable_after_failures: Set(new.auto_disable_after_failures),
+        consecutive_failures: Set(0),
+        disabled_reason: Set(None),
+        disabled_at: Set((!enabled).then_some(at)),
         previous_signing_secret: Set(None),
         previous_secret_expires_at: Set(None),
         created_at: Set(at),
@@ -251,6 +275,7 @@ pub async fn update(
         patch.alert_types.as_deref(),
         patch.custom_headers.as_deref(),
         patch.log_types.as_deref(),
+        patch.auto_disable_after_failures.flatten(),
     )?;
     let txn = super::begin_write(db).await?;
     let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
@@ -295,8 +320,24 @@ pub async fn update(
         row.log_types = Set(log_types_json(&log_types));
         changed.push("logTypes");
     }
+    if let Some(threshold) = patch
+        .auto_disable_after_failures
+        .filter(|t| *t != current.auto_disable_after_failures)
+    {
+        row.auto_disable_after_failures = Set(threshold);
+        changed.push("autoDisableAfterFailures");
+    }
     if let Some(enabled) = patch.enabled.filter(|e| *e != current.enabled) {
         row.enabled = Set(enabled);
+        if enabled {
+            // A fresh start: the reason no longer holds, and the failures before it do not count
+            // towards the next auto-disable.
+            row.disabled_reason = Set(None);
+            row.disabled_at = Set(None);
+            row.consecutive_failures = Set(0);
+        } else {
+            row.disabled_at = Set(Some(now()));
+        }
         changed.push("enabled");
     }
     if changed.is_empty() {

@@ -5,6 +5,7 @@ mod app;
 mod attempt_request;
 mod audit;
 mod auth;
+mod auto_disable;
 mod delivery;
 mod destinations;
 mod egress;

@@ -29,6 +29,11 @@ fn schema_keeps_the_fixed_contract() {
         "logTypes: [String!]!\n\tenabled: Boolean!",
         "\tlogTypes: [String!]!\n\t\"\"\"\n\tEvery delivery of this alert",
         "\tlogTypes: [String!]\n",
+        // Auto-disable: the threshold on destinations and both inputs, why and when, the stream.
+        "\tautoDisableAfterFailures: Int\n",
+        "\tdisabledReason: String\n",
+        "\tdisabledAt: DateTime\n",
+        "destinationUpdated(id: ID): Destination!",
     ] {
         assert!(sdl.contains(fragment), "schema lacks {fragment:?}");
     }

@@ -29,6 +29,7 @@ operation!(CreateDestination);
 operation!(UpdateDestination);
 operation!(DeleteDestination);
 operation!(RotateSigningSecret);
+operation!(ClearAutoDisable);
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +53,10 @@ pub struct Destination {
     /// Empty: every log type.
     pub log_types: Vec<String>,
     pub enabled: bool,
+    /// `None`: never auto-disabled.
+    pub auto_disable_after_failures: Option<i64>,
+    /// Why Herald disabled it, if it did.
+    pub disabled_reason: Option<String>,
     pub signing_secret: Option<String>,
     /// When the secret before the last rotation stops signing; `None` when none signs.
     pub previous_signing_secret_expires_at: Option<String>,
@@ -80,6 +85,8 @@ pub struct DestinationInput {
     pub custom_headers: Option<Vec<(String, String)>>,
     pub log_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// `Some(None)` clears the threshold.
+    pub auto_disable_after_failures: Option<Option<i64>>,
 }
 
 impl DestinationInput {
@@ -93,6 +100,7 @@ impl DestinationInput {
             custom_headers,
             log_types,
             enabled,
+            auto_disable_after_failures,
         } = self;
         display_name.is_none()
             && url.is_none()
@@ -101,6 +109,7 @@ impl DestinationInput {
             && custom_headers.is_none()
             && log_types.is_none()
             && enabled.is_none()
+            && auto_disable_after_failures.is_none()
     }
 }
 
@@ -186,6 +195,8 @@ macro_rules! destination_from {
                         .collect(),
                     log_types: d.log_types,
                     enabled: d.enabled,
+                    auto_disable_after_failures: d.auto_disable_after_failures,
+                    disabled_reason: d.disabled_reason,
                     signing_secret: d.signing_secret,
                     previous_signing_secret_expires_at: d.previous_signing_secret_expires_at,
                     created_at: d.created_at,
@@ -201,6 +212,7 @@ destination_from!(list_destinations);
 destination_from!(create_destination);
 destination_from!(update_destination);
 destination_from!(rotate_signing_secret);
+destination_from!(clear_auto_disable);
 
 impl Client {
     pub fn new(endpoint: &str, token: &str) -> Result<Self, ClientError> {
@@ -355,6 +367,7 @@ impl Client {
                 }),
                 log_types: input.log_types,
                 enabled: input.enabled,
+                auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
             },
         };
         let data = self.run::<CreateDestination>(v, false).await?;
@@ -381,9 +394,16 @@ impl Client {
                 }),
                 log_types: input.log_types,
                 enabled: input.enabled,
+                auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
             },
         };
         let data = self.run::<UpdateDestination>(v, true).await?;
+        if input.auto_disable_after_failures == Some(None) {
+            let cleared = self
+                .run::<ClearAutoDisable>(clear_auto_disable::Variables { id: id.to_owned() }, true)
+                .await?;
+            return Ok(cleared.update_destination.destination.into());
+        }
         Ok(data.update_destination.destination.into())
     }
 

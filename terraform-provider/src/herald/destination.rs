@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use herald_domain::{
     AlertType, Severity, WireEnum, parse_grace_period, validate_alert_types,
-    validate_custom_headers, validate_display_name, validate_header_name, validate_header_value,
-    validate_log_type, validate_log_types, validate_url,
+    validate_auto_disable_after_failures, validate_custom_headers, validate_display_name,
+    validate_header_name, validate_header_value, validate_log_type, validate_log_types,
+    validate_url,
 };
 
 use super::client::{Destination, DestinationInput};
@@ -30,7 +31,9 @@ pub mod doc {
     pub const CUSTOM_HEADERS_WO: &str = "Write-only alternative to `custom_headers` (Terraform 1.11 or later): the values are sent to Herald but never stored in the plan or state. Herald receives them on create and whenever `custom_headers_wo_version` changes. Conflicts with `custom_headers`.";
     pub const CUSTOM_HEADERS_WO_VERSION: &str = "Required with `custom_headers_wo`; change it to send the current `custom_headers_wo` to Herald.";
     pub const LOG_TYPES: &str = "Log types routed here by severity, such as `AWS.CloudTrail` or `Okta.SystemLog`: an alert that names log types arrives only if one of them is listed. Omitted or `[]`: every log type. Alerts that name no log type, and alerts that name this destination in `dynamicDestinations` or `destinationOverrides`, are not filtered. At most 100; each 1 to 128 letters, digits, `.` and `_`, compared exactly.";
-    pub const ENABLED: &str = "Whether alerts are delivered. Default `true`.";
+    pub const ENABLED: &str = "Whether alerts are delivered. Default `true`. When Herald auto-disables the destination (see `auto_disable_after_failures`), the next plan shows `enabled: false -> true` and applying it enables the destination again, clearing `disabled_reason` and releasing the deliveries held meanwhile.";
+    pub const AUTO_DISABLE_AFTER_FAILURES: &str = "Herald disables the destination after this many consecutive deliveries end FAILED (retries used up; test alerts do not count; any success resets the count), 1 to 10000. Omitted: never.";
+    pub const DISABLED_REASON: &str = "Why Herald disabled the destination, such as `auto-disabled after 20 consecutive failed deliveries; last: request failed: 503 …`; null while enabled or when disabled by hand.";
     pub const SIGNING_SECRET: &str = "The `whsec_` secret Herald signs deliveries with, for configuring the receiver. After a rotation, the new secret.";
     pub const SIGNING_SECRET_VERSION: &str = "Raise it to rotate the signing secret in place: Herald issues a new `signing_secret`, and the previous one keeps signing beside it for `signing_secret_grace_period`, so receivers can switch over without rejecting a delivery. Any higher whole number rotates once; it cannot go down. Default `1`; import sets `1`.";
     pub const SIGNING_SECRET_GRACE_PERIOD: &str = "How long the previous secret keeps signing after a rotation: whole hours, minutes and seconds such as `24h`, `90m` or `1h30m`, at most `720h` (30 days); `0s` stops it at once. Used when `signing_secret_version` is raised; changing it alone rotates nothing. Default `24h`.";
@@ -89,6 +92,12 @@ fn resource_schema() -> Schema {
                 .default(Value::Set(Vec::new())),
             Attribute::optional_computed("enabled", Type::Bool, doc::ENABLED)
                 .default(Value::Bool(true)),
+            Attribute::optional(
+                "auto_disable_after_failures",
+                Type::Number,
+                doc::AUTO_DISABLE_AFTER_FAILURES,
+            ),
+            Attribute::computed("disabled_reason", Type::String, doc::DISABLED_REASON),
             Attribute::computed("signing_secret", Type::String, doc::SIGNING_SECRET)
                 .sensitive()
                 .stable(),
@@ -201,6 +210,24 @@ pub fn validate_config(config: &Value) -> Diagnostics {
     }
     check_log_types(config.get("log_types"), &mut diags);
     check_rotation(config, &mut diags);
+    if let Value::Number(_) = config.get("auto_disable_after_failures")
+        && let Ok(n) = config.attr::<f64>("auto_disable_after_failures")
+    {
+        let attr = AttrPath::root("auto_disable_after_failures");
+        if n.fract() != 0.0 {
+            diags.push(
+                Diagnostic::error(
+                    "Invalid auto_disable_after_failures",
+                    format!("auto_disable_after_failures must be a whole number, got {n}"),
+                )
+                .at(attr),
+            );
+        } else if let Err(e) = validate_auto_disable_after_failures(n as i64) {
+            // `as` saturates, so a huge number still fails the range rule; the message then
+            // quotes the saturated value, which is still far out of range.
+            fail(&mut diags, e, "Invalid auto_disable_after_failures");
+        }
+    }
     check_enum_set::<Severity>(config.get("severities"), "severities", &mut diags);
     if let Some(types) =
         check_enum_set::<AlertType>(config.get("alert_types"), "alert_types", &mut diags)
@@ -327,6 +354,7 @@ struct Spec {
     /// Sorted: a set has no order, so two orders must compare equal.
     log_types: Vec<String>,
     enabled: bool,
+    auto_disable_after_failures: Option<i64>,
     wo_version: Option<f64>,
 }
 
@@ -344,6 +372,9 @@ impl Spec {
                 names
             },
             enabled: v.attr("enabled")?,
+            auto_disable_after_failures: v
+                .attr::<Option<f64>>("auto_disable_after_failures")?
+                .map(|n| n as i64),
             wo_version: v.attr("custom_headers_wo_version")?,
         })
     }
@@ -437,6 +468,15 @@ pub fn state(d: &Destination, headers_like: &Value) -> Value {
             Value::set_of_strings(d.log_types.iter().cloned()),
         ),
         ("enabled", Value::Bool(d.enabled)),
+        (
+            "auto_disable_after_failures",
+            d.auto_disable_after_failures
+                .map_or(Value::Null, |n| Value::Number(Number::Int(n))),
+        ),
+        (
+            "disabled_reason",
+            d.disabled_reason.clone().map_or(Value::Null, Value::String),
+        ),
         (
             "signing_secret",
             d.signing_secret.clone().map_or(Value::Null, Value::String),
@@ -555,6 +595,7 @@ impl Resource<Herald> for DestinationResource {
             custom_headers,
             log_types: Some(spec.log_types),
             enabled: Some(spec.enabled),
+            auto_disable_after_failures: Some(spec.auto_disable_after_failures),
         };
         let created = api
             .create(input)
@@ -610,6 +651,10 @@ impl Resource<Herald> for DestinationResource {
             custom_headers: headers_changed.then(|| custom_headers.unwrap_or_default()),
             log_types: changed(&before.log_types, &after.log_types),
             enabled: changed(&before.enabled, &after.enabled),
+            auto_disable_after_failures: changed(
+                &before.auto_disable_after_failures,
+                &after.auto_disable_after_failures,
+            ),
         };
         // Nothing for Herald when only Terraform's own attributes changed (such as the grace
         // period alone): no write, no audit entry, no new updated_at.
@@ -821,6 +866,8 @@ mod tests {
             custom_headers: headers,
             log_types: vec![],
             enabled: true,
+            auto_disable_after_failures: None,
+            disabled_reason: None,
             signing_secret: Some("whsec_x".into()),
             previous_signing_secret_expires_at: None,
             created_at: "t".into(),

@@ -22,6 +22,7 @@ pub fn field_path(field: &Field, names: &[String], headers_attr: &str) -> AttrPa
         // Set elements have no address Terraform can show: the set itself is the place.
         Field::LogType(_) | Field::LogTypes => AttrPath::root("log_types"),
         Field::GracePeriod => AttrPath::root("signing_secret_grace_period"),
+        Field::AutoDisableAfterFailures => AttrPath::root("auto_disable_after_failures"),
     }
 }
 
@@ -39,6 +40,7 @@ pub fn graphql_field_path(field: &str, names: &[String], headers_attr: &str) -> 
         "enabled" => return Some(AttrPath::root("enabled")),
         "logTypes" => Field::LogTypes,
         "gracePeriodSeconds" => Field::GracePeriod,
+        "autoDisableAfterFailures" => Field::AutoDisableAfterFailures,
         "customHeaders" => match rest.and_then(|r| r.split(']').next()?.parse::<usize>().ok()) {
             Some(i) => Field::HeaderName(i),
             None => Field::CustomHeaders,
@@ -78,6 +80,10 @@ mod tests {
         assert_eq!(
             graphql_field_path("logTypes[3]", &names, "custom_headers"),
             Some(AttrPath::root("log_types"))
+        );
+        assert_eq!(
+            graphql_field_path("autoDisableAfterFailures", &[], "custom_headers"),
+            Some(AttrPath::root("auto_disable_after_failures"))
         );
         assert_eq!(
             graphql_field_path("somethingNew", &[], "custom_headers"),

@@ -72,6 +72,10 @@ fn the_complete_example_applies_and_destroys() {
             "Team detection"
         ])
     );
+    assert_eq!(
+        herald.destination_named("SOC pager")["autoDisableAfterFailures"],
+        50
+    );
     tf.assert_empty_plan();
     tf.ok(&["destroy", "-auto-approve", "-input=false"]);
     assert!(herald.destinations().is_empty());

@@ -47,7 +47,7 @@ pub fn terraform_bin() -> PathBuf {
     .clone()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -64,6 +64,11 @@ pub struct Herald {
 
 impl Herald {
     pub fn start() -> Herald {
+        Self::start_with(&[])
+    }
+
+    /// Like `start`, with more environment (such as a fast `HERALD_RETRY_SCHEDULE`).
+    pub fn start_with(env: &[(&str, &str)]) -> Herald {
         let bin = herald_bin();
         assert!(
             bin.exists(),
@@ -80,6 +85,7 @@ impl Herald {
                 "HERALD_DATABASE_URL",
                 format!("sqlite://{}/h.db", dir.path().display()),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -124,7 +130,7 @@ impl Herald {
         body["data"].clone()
     }
 
-    pub const FIELDS: &'static str = "id displayName url severities alertTypes customHeaders { name value } logTypes enabled signingSecret";
+    pub const FIELDS: &'static str = "id displayName url severities alertTypes customHeaders { name value } logTypes enabled autoDisableAfterFailures disabledReason signingSecret";
 
     pub fn destinations(&self) -> Vec<Value> {
         let q = format!(

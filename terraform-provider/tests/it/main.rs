@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `terraform` CLI drives the provider binary against a real
 //! `herald serve` on an ephemeral port, all offline.
 
+mod auto_disable;
 mod bench;
 mod docs;
 mod examples;

@@ -56,6 +56,8 @@ async fn readme_examples_run(backend: Backend) {
         created["logTypes"],
         json!(["AWS.CloudTrail", "Okta.SystemLog"])
     );
+    assert_eq!(created["autoDisableAfterFailures"], 50);
+    assert_eq!(created["disabledReason"], Value::Null);
     let (_, v) = example("update-destination");
     let updated = run(
         &client,

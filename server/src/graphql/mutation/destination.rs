@@ -41,6 +41,7 @@ impl DestinationMutation {
     }
 
     /// Changes only the fields given; `customHeaders`, when given, replaces the whole list.
+    /// `enabled: true` clears `disabledReason` and releases the deliveries held while disabled.
     async fn update_destination(
         &self,
         ctx: &Context<'_>,
@@ -51,8 +52,15 @@ impl DestinationMutation {
             check_egress(ctx, url)?;
         }
         let (id, patch) = input.into_patch();
+        let enabling = patch.enabled == Some(true);
         let updated =
             destinations::update(store.db(), store.secrets(), &actor(ctx), &id, patch).await?;
+        let dispatcher = ctx.data_unchecked::<Dispatcher>();
+        if enabling {
+            // Its held deliveries are due already; no need to wait for the next poll.
+            dispatcher.wake();
+        }
+        dispatcher.destination_changed(updated.clone());
         Ok(UpdateDestinationPayload {
             destination: Destination(updated),
         })
@@ -87,6 +95,8 @@ impl DestinationMutation {
             chrono::Duration::seconds(grace.into()),
         )
         .await?;
+        ctx.data_unchecked::<Dispatcher>()
+            .destination_changed(rotated.clone());
         Ok(RotateSigningSecretPayload {
             destination: Destination(rotated),
         })

@@ -1,5 +1,5 @@
 use async_graphql::connection::Connection;
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use herald_domain::{AlertType, Severity};
 
 use super::{
@@ -64,6 +64,26 @@ impl Destination {
 
     async fn enabled(&self) -> bool {
         self.0.enabled
+    }
+
+    /// While false, new alerts do not route here and its pending and retrying deliveries are held
+    /// until it is enabled again.
+    ///
+    /// After this many consecutive deliveries end FAILED (retries used up; test alerts do not
+    /// count; any success resets the count), Herald disables the destination. Null: never.
+    async fn auto_disable_after_failures(&self) -> Option<i32> {
+        self.0.auto_disable_after_failures
+    }
+
+    /// Why Herald disabled it, e.g. "auto-disabled after 20 consecutive failed deliveries;
+    /// last: request failed: 503 …". Null while enabled, and when disabled by hand.
+    async fn disabled_reason(&self) -> Option<&str> {
+        self.0.disabled_reason.as_deref()
+    }
+
+    /// When it was last disabled, by hand or by Herald; null while enabled.
+    async fn disabled_at(&self) -> Option<DateTime> {
+        self.0.disabled_at.map(Into::into)
     }
 
     /// "whsec_" + base64 of 32 random bytes; null for viewers.
@@ -177,6 +197,9 @@ pub struct CreateDestinationInput {
     pub log_types: Option<Vec<String>>,
     /// Omitted: true.
     pub enabled: Option<bool>,
+    /// Disable the destination after this many consecutive failed deliveries, 1 to 10000.
+    /// Omitted or null: never.
+    pub auto_disable_after_failures: Option<i32>,
 }
 
 impl From<CreateDestinationInput> for destinations::NewDestination {
@@ -189,6 +212,7 @@ impl From<CreateDestinationInput> for destinations::NewDestination {
             custom_headers: i.custom_headers.map(headers).unwrap_or_default(),
             log_types: i.log_types,
             enabled: i.enabled,
+            auto_disable_after_failures: i.auto_disable_after_failures,
         }
     }
 }
@@ -204,7 +228,11 @@ pub struct UpdateDestinationInput {
     pub custom_headers: Option<Vec<CustomHeaderInput>>,
     /// []: every log type again.
     pub log_types: Option<Vec<String>>,
+    /// true also clears disabledReason and disabledAt and starts the failure count afresh; the
+    /// deliveries held while it was disabled go out.
     pub enabled: Option<bool>,
+    /// 1 to 10000; null: never auto-disable; omitted: unchanged.
+    pub auto_disable_after_failures: MaybeUndefined<i32>,
 }
 
 impl UpdateDestinationInput {
@@ -219,6 +247,11 @@ impl UpdateDestinationInput {
                 custom_headers: self.custom_headers.map(headers),
                 log_types: self.log_types,
                 enabled: self.enabled,
+                auto_disable_after_failures: match self.auto_disable_after_failures {
+                    MaybeUndefined::Undefined => None,
+                    MaybeUndefined::Null => Some(None),
+                    MaybeUndefined::Value(n) => Some(Some(n)),
+                },
             },
         )
     }

@@ -26,6 +26,14 @@ pub struct Model {
     /// The secret before the last rotation, still used to sign until `previous_secret_expires_at`.
     pub previous_signing_secret: Option<String>,
     pub previous_secret_expires_at: Option<DateTimeUtc>,
+    /// Consecutive FAILED deliveries that disable the destination; null: never.
+    pub auto_disable_after_failures: Option<i32>,
+    /// Deliveries (test alerts aside) that ended FAILED since the last one that succeeded, or
+    /// since the destination was last enabled.
+    pub consecutive_failures: i32,
+    /// Why Herald disabled it; null when enabled or disabled by hand.
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
