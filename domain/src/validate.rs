@@ -11,6 +11,10 @@ pub const MAX_HEADERS: usize = 20;
 pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
 pub const MAX_LOG_TYPES: usize = 100;
 pub const MAX_LOG_TYPE_CHARS: usize = 128;
+/// Bounds of a destination's rate limit, in requests per minute: from one a minute (a strict
+/// ticketing receiver) to 10,000 a second, past which a limit no longer protects anything.
+pub const MIN_RATE_LIMIT_PER_MINUTE: i64 = 1;
+pub const MAX_RATE_LIMIT_PER_MINUTE: i64 = 600_000;
 
 /// Header names Herald sets itself; a destination may not set them. Every `webhook-*` name is
 /// reserved too (see [`is_reserved_header`]).
@@ -39,6 +43,8 @@ pub enum Field {
     LogType(usize),
     /// The list of log types as a whole (too many).
     LogTypes,
+    /// The requests per minute a destination accepts.
+    RateLimitPerMinute,
 }
 
 impl Field {
@@ -54,6 +60,7 @@ impl Field {
             Field::CustomHeaders => "customHeaders".into(),
             Field::LogType(i) => format!("logTypes[{i}]"),
             Field::LogTypes => "logTypes".into(),
+            Field::RateLimitPerMinute => "rateLimitPerMinute".into(),
         }
     }
 }
@@ -313,6 +320,21 @@ pub fn validate_log_types<S: AsRef<str>>(names: &[S]) -> Result<(), ValidationEr
     Ok(())
 }
 
+/// A destination's rate limit in requests per minute, when it has one: 1 to 600,000. Taken as
+/// `i64` so that every front end (GraphQL's 32-bit Int, Terraform's arbitrary number) can pass
+/// what the user wrote and get the same message.
+pub fn validate_rate_limit_per_minute(limit: i64) -> Result<(), ValidationError> {
+    if !(MIN_RATE_LIMIT_PER_MINUTE..=MAX_RATE_LIMIT_PER_MINUTE).contains(&limit) {
+        return fail(
+            Field::RateLimitPerMinute,
+            format!(
+                "rate limit must be from {MIN_RATE_LIMIT_PER_MINUTE} to {MAX_RATE_LIMIT_PER_MINUTE} requests per minute (omit it for no limit), got {limit}"
+            ),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,5 +453,18 @@ mod tests {
             Field::LogTypes
         );
         assert!(validate_log_types(&many[..100]).is_ok());
+    }
+
+    #[test]
+    fn rate_limits() {
+        for ok in [1, 60, 600_000] {
+            assert!(validate_rate_limit_per_minute(ok).is_ok(), "{ok}");
+        }
+        for bad in [0, -1, 600_001, i64::MAX] {
+            let err = validate_rate_limit_per_minute(bad).unwrap_err();
+            assert_eq!(err.field, Field::RateLimitPerMinute);
+            assert!(err.message.contains("1 to 600000"), "{}", err.message);
+            assert!(err.to_string().starts_with("rateLimitPerMinute: "));
+        }
     }
 }

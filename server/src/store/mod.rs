@@ -10,6 +10,7 @@ pub mod entities;
 mod error;
 pub mod ids;
 pub mod keys;
+pub mod rate_limit;
 pub mod migrations;
 pub mod secrets;
 pub mod state;

@@ -7,6 +7,7 @@ mod m0001_initial;
 mod m0002_audit_events;
 mod m0003_log_types;
 mod m0004_attempt_requests;
+mod m0005_rate_limit;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_audit_events::Migration),
             Box::new(m0003_log_types::Migration),
             Box::new(m0004_attempt_requests::Migration),
+            Box::new(m0005_rate_limit::Migration),
         ]
     }
 }
