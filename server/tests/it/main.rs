@@ -11,6 +11,7 @@ mod egress;
 mod ingest;
 mod limits;
 mod log_types;
+mod rate_limit;
 mod schema;
 mod subscription;
 mod validation;

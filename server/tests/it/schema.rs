@@ -29,6 +29,8 @@ fn schema_keeps_the_fixed_contract() {
         "logTypes: [String!]!\n\tenabled: Boolean!",
         "\tlogTypes: [String!]!\n\t\"\"\"\n\tEvery delivery of this alert",
         "\tlogTypes: [String!]\n",
+        // Rate limit: on destinations and both inputs, an Int where null means no limit.
+        "rateLimitPerMinute: Int\n\tenabled: Boolean!",
     ] {
         assert!(sdl.contains(fragment), "schema lacks {fragment:?}");
     }
