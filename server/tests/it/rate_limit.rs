@@ -155,6 +155,12 @@ async fn over_the_rate_body(backend: Backend) {
     // Not faster, but not stuck either: the whole backlog went out close to the rate.
     assert!(span < 8.0, "30 at 600/min took {span:.3}s");
 
+    // The receiver has them all; the results are written in batches just after.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counts(&app, &limited).await["succeeded"] != 30 {
+        assert!(Instant::now() < deadline, "results never recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let ds = deliveries_of(&app, &limited).await;
     assert_eq!(ds.len(), 30);
     for d in ds {
