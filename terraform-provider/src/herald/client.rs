@@ -27,6 +27,7 @@ operation!(GetDestination);
 operation!(ListDestinations);
 operation!(CreateDestination);
 operation!(UpdateDestination);
+operation!(ClearRateLimit);
 operation!(DeleteDestination);
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,6 +51,8 @@ pub struct Destination {
     pub custom_headers: Vec<(String, Option<String>)>,
     /// Empty: every log type.
     pub log_types: Vec<String>,
+    /// `None`: no limit.
+    pub rate_limit_per_minute: Option<i64>,
     pub enabled: bool,
     pub signing_secret: Option<String>,
     pub created_at: String,
@@ -76,6 +79,8 @@ pub struct DestinationInput {
     /// In this order; Herald reports header errors by position.
     pub custom_headers: Option<Vec<(String, String)>>,
     pub log_types: Option<Vec<String>>,
+    /// `None`: leave as is; `Some(None)`: no limit; `Some(Some(n))`: this limit.
+    pub rate_limit_per_minute: Option<Option<i64>>,
     pub enabled: Option<bool>,
 }
 
@@ -160,6 +165,7 @@ macro_rules! destination_from {
                         .map(|h| (h.name, h.value))
                         .collect(),
                     log_types: d.log_types,
+                    rate_limit_per_minute: d.rate_limit_per_minute,
                     enabled: d.enabled,
                     signing_secret: d.signing_secret,
                     created_at: d.created_at,
@@ -174,6 +180,7 @@ destination_from!(get_destination);
 destination_from!(list_destinations);
 destination_from!(create_destination);
 destination_from!(update_destination);
+destination_from!(clear_rate_limit);
 
 impl Client {
     pub fn new(endpoint: &str, token: &str) -> Result<Self, ClientError> {
@@ -327,6 +334,7 @@ impl Client {
                         .collect()
                 }),
                 log_types: input.log_types,
+                rate_limit_per_minute: input.rate_limit_per_minute.flatten(),
                 enabled: input.enabled,
             },
         };
@@ -353,10 +361,21 @@ impl Client {
                         .collect()
                 }),
                 log_types: input.log_types,
+                // A removed limit is sent by `ClearRateLimit`: the generated input leaves out
+                // what is None, and Herald reads an absent field as "unchanged".
+                rate_limit_per_minute: input.rate_limit_per_minute.flatten(),
                 enabled: input.enabled,
             },
         };
         let data = self.run::<UpdateDestination>(v, true).await?;
+        let updated: Destination = data.update_destination.destination.into();
+        if input.rate_limit_per_minute != Some(None) {
+            return Ok(updated);
+        }
+        use clear_rate_limit as c;
+        let data = self
+            .run::<ClearRateLimit>(c::Variables { id: id.to_owned() }, true)
+            .await?;
         Ok(data.update_destination.destination.into())
     }
 

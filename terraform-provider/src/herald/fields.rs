@@ -21,6 +21,7 @@ pub fn field_path(field: &Field, names: &[String], headers_attr: &str) -> AttrPa
         Field::CustomHeaders => AttrPath::root(headers_attr),
         // Set elements have no address Terraform can show: the set itself is the place.
         Field::LogType(_) | Field::LogTypes => AttrPath::root("log_types"),
+        Field::RateLimitPerMinute => AttrPath::root("rate_limit_per_minute"),
     }
 }
 
@@ -37,6 +38,7 @@ pub fn graphql_field_path(field: &str, names: &[String], headers_attr: &str) -> 
         "alertTypes" => Field::AlertTypes,
         "enabled" => return Some(AttrPath::root("enabled")),
         "logTypes" => Field::LogTypes,
+        "rateLimitPerMinute" => Field::RateLimitPerMinute,
         "customHeaders" => match rest.and_then(|r| r.split(']').next()?.parse::<usize>().ok()) {
             Some(i) => Field::HeaderName(i),
             None => Field::CustomHeaders,
@@ -76,6 +78,10 @@ mod tests {
         assert_eq!(
             graphql_field_path("logTypes[3]", &names, "custom_headers"),
             Some(AttrPath::root("log_types"))
+        );
+        assert_eq!(
+            graphql_field_path("rateLimitPerMinute", &[], "custom_headers"),
+            Some(AttrPath::root("rate_limit_per_minute"))
         );
         assert_eq!(
             graphql_field_path("somethingNew", &[], "custom_headers"),

@@ -124,7 +124,7 @@ impl Herald {
         body["data"].clone()
     }
 
-    pub const FIELDS: &'static str = "id displayName url severities alertTypes customHeaders { name value } logTypes enabled signingSecret";
+    pub const FIELDS: &'static str = "id displayName url severities alertTypes customHeaders { name value } logTypes rateLimitPerMinute enabled signingSecret";
 
     pub fn destinations(&self) -> Vec<Value> {
         let q = format!(

@@ -6,6 +6,7 @@ mod docs;
 mod examples;
 mod harness;
 mod log_types;
+mod rate_limit;
 mod resource;
 mod startup;
 mod validation;
