@@ -230,11 +230,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
 /// Sleeps until woken, until the next delivery falls due, or for the poll interval, whichever
 /// comes first; when a rate-limited destination was left out of the claim, no longer than until
 /// its next token.
-async fn idle(
-    inner: &Inner,
-    shutdown: &CancellationToken,
-    throttled_until: Option<DateTime<Utc>>,
-) {
+async fn idle(inner: &Inner, shutdown: &CancellationToken, throttled_until: Option<DateTime<Utc>>) {
     let poll = inner.config.poll_interval;
     let wait = match deliveries::next_due(inner.store.db()).await {
         Ok(Some(t)) => (t - now()).to_std().unwrap_or(Duration::ZERO).min(poll),

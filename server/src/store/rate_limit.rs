@@ -42,7 +42,8 @@ impl Bucket {
     ) -> f64 {
         match (tokens, refilled_at) {
             (Some(left), Some(then)) => {
-                let elapsed = (at - then).num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6;
+                let elapsed =
+                    (at - then).num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6;
                 (left + elapsed * self.rate()).min(self.capacity())
             }
             _ => self.capacity(),
@@ -101,7 +102,10 @@ mod tests {
         assert_eq!(Bucket::budget(b.available(None, None, t(0.0))), 10);
         // Emptied at 0: a token every 100 ms, never more than the capacity.
         assert!((b.available(Some(0.0), Some(t(0.0)), t(0.25)) - 2.5).abs() < 1e-9);
-        assert_eq!(Bucket::budget(b.available(Some(0.0), Some(t(0.0)), t(0.25))), 2);
+        assert_eq!(
+            Bucket::budget(b.available(Some(0.0), Some(t(0.0)), t(0.25))),
+            2
+        );
         assert_eq!(b.available(Some(0.0), Some(t(0.0)), t(100.0)), 10.0);
     }
 

@@ -55,7 +55,9 @@ fn assert_paced(arrivals: &[Instant], per_minute: f64) {
 
 async fn create_limited(app: &TestApp, name: &str, url: &str, per_minute: i64) -> Value {
     let created = app
-        .create_destination(json!({"displayName": name, "url": url, "rateLimitPerMinute": per_minute}))
+        .create_destination(
+            json!({"displayName": name, "url": url, "rateLimitPerMinute": per_minute}),
+        )
         .await;
     created["id"].clone()
 }
@@ -72,7 +74,10 @@ async fn send_alerts(app: &TestApp, n: usize, tag: &str) {
         )
         .await;
     assert_eq!(
-        resp.data()["sendAlerts"]["results"].as_array().unwrap().len(),
+        resp.data()["sendAlerts"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
         n,
         "{}",
         resp.body
@@ -165,7 +170,10 @@ async fn over_the_rate_body(backend: Backend) {
     assert_eq!(ds.len(), 30);
     for d in ds {
         assert_eq!(d["state"], "SUCCEEDED", "{d}");
-        assert_eq!(d["attemptCount"], 1, "time spent waiting is no attempt: {d}");
+        assert_eq!(
+            d["attemptCount"], 1,
+            "time spent waiting is no attempt: {d}"
+        );
     }
     assert_eq!(free_rx.count(), 30);
 }
@@ -234,7 +242,8 @@ async fn test_alert_body(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let rx = Receiver::start().await;
     let id = create_limited(&app, "Paced", &rx.url, 60).await;
-    let test = "mutation($id: ID!) { sendTestAlert(input: {destinationId: $id}) { delivery { state } } }";
+    let test =
+        "mutation($id: ID!) { sendTestAlert(input: {destinationId: $id}) { delivery { state } } }";
     for _ in 0..2 {
         // The bucket holds one request: the second test alert finds it empty and goes anyway.
         let r = app.admin.query(test, json!({"id": id})).await;
@@ -275,7 +284,10 @@ async fn read_back_body(backend: Backend) {
     let update = "mutation($i: UpdateDestinationInput!) { updateDestination(input: $i) { destination { rateLimitPerMinute updatedAt } } }";
     let set = app
         .admin
-        .query(update, json!({"i": {"id": d["id"], "rateLimitPerMinute": 60}}))
+        .query(
+            update,
+            json!({"i": {"id": d["id"], "rateLimitPerMinute": 60}}),
+        )
         .await;
     let set = set.data()["updateDestination"]["destination"].clone();
     assert_eq!(set["rateLimitPerMinute"], 60);
@@ -292,7 +304,10 @@ async fn read_back_body(backend: Backend) {
     // Null: no limit again.
     let cleared = app
         .admin
-        .query(update, json!({"i": {"id": d["id"], "rateLimitPerMinute": null}}))
+        .query(
+            update,
+            json!({"i": {"id": d["id"], "rateLimitPerMinute": null}}),
+        )
         .await;
     assert_eq!(
         cleared.data()["updateDestination"]["destination"]["rateLimitPerMinute"],
@@ -302,7 +317,10 @@ async fn read_back_body(backend: Backend) {
     for bad in [0, 600_001] {
         let r = app
             .admin
-            .query(update, json!({"i": {"id": d["id"], "rateLimitPerMinute": bad}}))
+            .query(
+                update,
+                json!({"i": {"id": d["id"], "rateLimitPerMinute": bad}}),
+            )
             .await;
         assert_eq!(r.error_code(), "BAD_USER_INPUT", "{}", r.body);
         assert_eq!(r.error()["extensions"]["field"], "rateLimitPerMinute");

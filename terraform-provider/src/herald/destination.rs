@@ -10,9 +10,9 @@ use herald_domain::{
 };
 
 use super::client::{Destination, DestinationInput};
-use crate::tfplugin::value::{FromValue, Number};
 use super::fields::field_path;
 use super::provider::{Herald, SentHeaders, api_error};
+use crate::tfplugin::value::{FromValue, Number};
 use crate::tfplugin::{
     AttrPath, Attribute, Diagnostic, Diagnostics, Mode, Resource, Schema, Type, Value,
 };

@@ -59,10 +59,7 @@ fn rate_limit_applies_changes_and_clears_with_empty_second_plans() {
     assert_eq!(plan.code, 2, "{}", plan.stdout);
     assert!(plan.stdout.contains("5 -> 600"), "{}", plan.stdout);
     tf.apply();
-    assert_eq!(
-        herald.destination_named("Slack")["rateLimitPerMinute"],
-        600
-    );
+    assert_eq!(herald.destination_named("Slack")["rateLimitPerMinute"], 600);
 
     // Removing the attribute removes the limit.
     tf.config(&config(None));
