@@ -315,6 +315,9 @@ pub struct Claim {
     pub throttled_until: Option<DateTime<Utc>>,
 }
 
+/// A rate-limited destination's id, limit and bucket (tokens left, when).
+type LimitedRow = (String, Option<i32>, Option<f64>, Option<DateTime<Utc>>);
+
 /// A destination that may take work in this claim, and how much at most.
 struct Eligible {
     id: String,
@@ -373,8 +376,7 @@ pub async fn claim_due(
         // that claim left it.
         limited_query = limited_query.lock_exclusive();
     }
-    let limited: Vec<(String, Option<i32>, Option<f64>, Option<DateTime<Utc>>)> =
-        limited_query.into_tuple().all(&txn).await?;
+    let limited: Vec<LimitedRow> = limited_query.into_tuple().all(&txn).await?;
     let mut throttled_until: Option<DateTime<Utc>> = None;
     let mut buckets: HashMap<String, (Bucket, f64)> = HashMap::new();
     let mut eligible: Vec<Eligible> = Vec::new();
