@@ -26,7 +26,8 @@ fn schema_keeps_the_fixed_contract() {
         "totalCount: Int!",
         "auditEvents(first: Int, after: String, targetId: ID, action: String, since: DateTime): AuditEventConnection!",
         // Log types: on destinations and their inputs, on alerts and sendAlert's input.
-        "logTypes: [String!]!\n\tenabled: Boolean!",
+        // (On Destination, followed by the rate limit's description.)
+        "logTypes: [String!]!\n\t\"\"\"\n\tRequests per minute this destination",
         "\tlogTypes: [String!]!\n\t\"\"\"\n\tEvery delivery of this alert",
         "\tlogTypes: [String!]\n",
         // Rate limit: on destinations and both inputs, an Int where null means no limit.
