@@ -13,6 +13,10 @@ pub const MAX_LOG_TYPES: usize = 100;
 pub const MAX_LOG_TYPE_CHARS: usize = 128;
 /// The largest `autoDisableAfterFailures`; the smallest is 1.
 pub const MAX_AUTO_DISABLE_AFTER_FAILURES: i64 = 10_000;
+/// Bounds of a destination's rate limit, in requests per minute: from one a minute (a strict
+/// ticketing receiver) to 10,000 a second, past which a limit no longer protects anything.
+pub const MIN_RATE_LIMIT_PER_MINUTE: i64 = 1;
+pub const MAX_RATE_LIMIT_PER_MINUTE: i64 = 600_000;
 
 /// Header names Herald sets itself; a destination may not set them. Every `webhook-*` name is
 /// reserved too (see [`is_reserved_header`]).
@@ -44,6 +48,8 @@ pub enum Field {
     /// How long a rotated-out signing secret keeps signing.
     GracePeriod,
     AutoDisableAfterFailures,
+    /// The requests per minute a destination accepts.
+    RateLimitPerMinute,
 }
 
 impl Field {
@@ -61,6 +67,7 @@ impl Field {
             Field::LogTypes => "logTypes".into(),
             Field::GracePeriod => "gracePeriodSeconds".into(),
             Field::AutoDisableAfterFailures => "autoDisableAfterFailures".into(),
+            Field::RateLimitPerMinute => "rateLimitPerMinute".into(),
         }
     }
 }
@@ -335,6 +342,21 @@ pub fn validate_auto_disable_after_failures(n: i64) -> Result<(), ValidationErro
     Ok(())
 }
 
+/// A destination's rate limit in requests per minute, when it has one: 1 to 600,000. Taken as
+/// `i64` so that every front end (GraphQL's 32-bit Int, Terraform's arbitrary number) can pass
+/// what the user wrote and get the same message.
+pub fn validate_rate_limit_per_minute(limit: i64) -> Result<(), ValidationError> {
+    if !(MIN_RATE_LIMIT_PER_MINUTE..=MAX_RATE_LIMIT_PER_MINUTE).contains(&limit) {
+        return fail(
+            Field::RateLimitPerMinute,
+            format!(
+                "rate limit must be from {MIN_RATE_LIMIT_PER_MINUTE} to {MAX_RATE_LIMIT_PER_MINUTE} requests per minute (omit it for no limit), got {limit}"
+            ),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,5 +491,18 @@ mod tests {
             Field::LogTypes
         );
         assert!(validate_log_types(&many[..100]).is_ok());
+    }
+
+    #[test]
+    fn rate_limits() {
+        for ok in [1, 60, 600_000] {
+            assert!(validate_rate_limit_per_minute(ok).is_ok(), "{ok}");
+        }
+        for bad in [0, -1, 600_001, i64::MAX] {
+            let err = validate_rate_limit_per_minute(bad).unwrap_err();
+            assert_eq!(err.field, Field::RateLimitPerMinute);
+            assert!(err.message.contains("1 to 600000"), "{}", err.message);
+            assert!(err.to_string().starts_with("rateLimitPerMinute: "));
+        }
     }
 }

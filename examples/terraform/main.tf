@@ -56,13 +56,16 @@ resource "herald_destination" "pager" {
 
 # One destination per team, all severities, with the team's headers; each team receives the
 # alerts from its own log types (alerts that name no log type, such as policy alerts, reach all).
+# Team channels are chat webhooks that take about one message a second: a burst of alerts waits
+# in Herald's queue and goes out at that pace instead of being refused by the receiver.
 resource "herald_destination" "team" {
   for_each = var.teams
 
-  display_name   = "Team ${each.key}"
-  url            = "${var.receiver_base}/teams/${each.key}"
-  log_types      = each.value
-  custom_headers = merge(var.team_headers, { "X-Team" = each.key })
+  display_name          = "Team ${each.key}"
+  url                   = "${var.receiver_base}/teams/${each.key}"
+  log_types             = each.value
+  custom_headers        = merge(var.team_headers, { "X-Team" = each.key })
+  rate_limit_per_minute = 60
 }
 
 # Errors in detections go to the platform on-call, kept switched off until it is ready.

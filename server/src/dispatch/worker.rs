@@ -165,7 +165,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             continue;
         }
         let skip = inner.saturated_destinations();
-        let claimed = match deliveries::claim_due(
+        let claim = match deliveries::claim_due(
             inner.store.db(),
             &inner.worker_id,
             free,
@@ -185,8 +185,9 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 continue;
             }
         };
+        let claimed = claim.claimed;
         if claimed.is_empty() {
-            idle(&inner, &shutdown).await;
+            idle(&inner, &shutdown, claim.throttled_until).await;
             continue;
         }
         let ids: Vec<String> = claimed
@@ -231,20 +232,24 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
 }
 
 /// Sleeps until woken, until the next delivery falls due, or for the poll interval, whichever
-/// comes first.
-async fn idle(inner: &Inner, shutdown: &CancellationToken) {
+/// comes first; when a rate-limited destination was left out of the claim, no longer than until
+/// its next token.
+async fn idle(inner: &Inner, shutdown: &CancellationToken, throttled_until: Option<DateTime<Utc>>) {
     let poll = inner.config.poll_interval;
     let wait = match deliveries::next_due(inner.store.db()).await {
         Ok(Some(t)) => (t - now()).to_std().unwrap_or(Duration::ZERO).min(poll),
         _ => poll,
     };
     if wait.is_zero() {
-        // Due rows exist but none could be claimed (their destinations are saturated or
-        // disabled): wait for capacity or news rather than spin.
+        // Due rows exist but none could be claimed (their destinations are saturated, disabled
+        // or over their rate): wait for capacity, news or a token rather than spin.
+        let nap = throttled_until.map_or(poll, |t| {
+            (t - now()).to_std().unwrap_or(Duration::ZERO).min(poll)
+        });
         tokio::select! {
             _ = inner.capacity_freed.notified() => {}
             _ = inner.wake.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(nap) => {}
             _ = shutdown.cancelled() => {}
         }
         return;

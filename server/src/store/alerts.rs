@@ -298,6 +298,9 @@ pub async fn insert_test(
     })
     .exec_with_returning(&txn)
     .await?;
+    // The test alert goes at once whatever the destination's rate limit, but it counts: the
+    // receiver sees it like any other request.
+    super::destinations::draw_unconditional(&txn, destination_id, at).await?;
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     let mut row = deliveries::new_row(
         &payload.alert_id,

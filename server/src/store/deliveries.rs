@@ -1,6 +1,7 @@
 //! Deliveries and their attempts: the queue. A delivery row carries its state, the time of its next
 //! attempt and a lease; workers claim due rows in batches and write results back in batches.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use serde_json::Value as Json;
 
 use super::audit::{self, Action, Actor};
 use super::entities::{alert, delivery, delivery_attempt, destination};
+use super::rate_limit::Bucket;
 use super::{Page, StoreError, ids, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -305,9 +307,33 @@ pub struct Claimed {
     pub body: String,
 }
 
+/// What a claim took, and when a rate-limited destination it had to leave out next has a token:
+/// an idle worker need not look again before then for that destination's sake.
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub claimed: Vec<Claimed>,
+    pub throttled_until: Option<DateTime<Utc>>,
+}
+
+/// A rate-limited destination's id, limit and bucket (tokens left, when).
+type LimitedRow = (String, Option<i32>, Option<f64>, Option<DateTime<Utc>>);
+
+/// A destination that may take work in this claim, and how much at most.
+struct Eligible {
+    id: String,
+    cap: usize,
+}
+
 /// Claims up to `limit` due deliveries for `worker`, at most `per_destination` of them for any one
 /// destination, skipping destinations in `skip_destinations` (those already at their in-flight
 /// bound) and disabled destinations, whose deliveries wait.
+///
+/// A rate-limited destination gets no more than its token bucket holds (`store::rate_limit`),
+/// and the tokens are taken in this transaction: the bucket is in the destination's row, which
+/// PostgreSQL locks FOR UPDATE here (SQLite has one writer), so replicas claiming side by side
+/// draw from one bucket and the limit holds for the destination as a whole. Its deliveries over
+/// the rate are simply not claimed: they stay due, unattempted, and other destinations' claims
+/// go on around them.
 ///
 /// The lease is the next attempt time itself: a claimed row's `next_attempt_at` moves to the end
 /// of the lease, so a worker that dies simply leaves rows that fall due again when the lease
@@ -319,25 +345,77 @@ pub async fn claim_due(
     per_destination: usize,
     lease: Duration,
     skip_destinations: &[String],
-) -> Result<Vec<Claimed>, StoreError> {
+) -> Result<Claim, StoreError> {
     let backend = db.get_database_backend();
     let at = now();
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     let txn = super::begin_write(db).await?;
-    let enabled: Vec<String> = destination::Entity::find()
+    let unlimited: Vec<String> = destination::Entity::find()
         .select_only()
         .column(destination::Column::Id)
         .filter(destination::Column::Enabled.eq(true))
+        .filter(destination::Column::RateLimitPerMinute.is_null())
         .into_tuple::<String>()
         .all(&txn)
         .await?;
-    let eligible: Vec<&String> = enabled
-        .iter()
+    let mut limited_query = destination::Entity::find()
+        .select_only()
+        .columns([
+            destination::Column::Id,
+            destination::Column::RateLimitPerMinute,
+            destination::Column::RateTokens,
+            destination::Column::RateRefilledAt,
+        ])
+        .filter(destination::Column::Enabled.eq(true))
+        .filter(destination::Column::RateLimitPerMinute.is_not_null())
+        // Locked in id order, the order alert transactions take their FOR SHARE locks in, so
+        // the two never wait on each other in a cycle.
+        .order_by_asc(destination::Column::Id);
+    if backend == DatabaseBackend::Postgres {
+        // Waits for another replica's claim of the same destinations, then reads the bucket as
+        // that claim left it.
+        limited_query = limited_query.lock_exclusive();
+    }
+    let limited: Vec<LimitedRow> = limited_query.into_tuple().all(&txn).await?;
+    let mut throttled_until: Option<DateTime<Utc>> = None;
+    let mut buckets: HashMap<String, (Bucket, f64)> = HashMap::new();
+    let mut eligible: Vec<Eligible> = Vec::new();
+    for (id, per_minute, tokens, refilled_at) in limited {
+        if skip_destinations.contains(&id) {
+            continue;
+        }
+        let bucket = Bucket::new(per_minute.unwrap_or(1));
+        let available = bucket.available(tokens, refilled_at, at);
+        let budget = Bucket::budget(available);
+        if budget == 0 {
+            let next = bucket.next_token_at(available, at);
+            throttled_until = Some(throttled_until.map_or(next, |t| t.min(next)));
+            continue;
+        }
+        eligible.push(Eligible {
+            id: id.clone(),
+            cap: budget.min(per_destination),
+        });
+        buckets.insert(id, (bucket, available));
+    }
+    let limited_arms = eligible.len();
+    let unlimited: Vec<String> = unlimited
+        .into_iter()
         .filter(|d| !skip_destinations.contains(d))
         .collect();
-    if eligible.is_empty() {
+    let list_unlimited = limited_arms + unlimited.len() <= MAX_CLAIM_LIST;
+    if list_unlimited {
+        eligible.extend(unlimited.iter().map(|id| Eligible {
+            id: id.clone(),
+            cap: per_destination,
+        }));
+    }
+    if eligible.is_empty() && (list_unlimited || unlimited.is_empty()) {
         txn.commit().await?;
-        return Ok(Vec::new());
+        return Ok(Claim {
+            claimed: Vec::new(),
+            throttled_until,
+        });
     }
     // $1 worker, $2 lease end, $3 now, $4 how many, $5 how many per destination.
     let mut values: Vec<Value> = vec![
@@ -354,30 +432,33 @@ pub async fn claim_due(
     } else {
         ""
     };
-    let due = if eligible.len() <= MAX_CLAIM_LIST {
-        // One short index range per destination that may take work, each cut at what that
-        // destination may have in flight. Excluding the saturated ones instead would make every
-        // claim step over all of their due rows (with one busy receiver and a deep backlog, that
-        // scan was the dispatcher's main cost), and one claim could fill the process with a single
-        // slow destination's work.
-        let arms: Vec<String> = eligible
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                values.push(Value::from(d.as_str()));
-                format!(
-                    "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
-                     WHERE destination_id = ${} AND state IN {OPEN_STATES} AND next_attempt_at <= $3 \
-                     ORDER BY next_attempt_at LIMIT $5 {lock}) AS d{i}",
-                    values.len()
-                )
-            })
-            .collect();
-        format!(
-            "SELECT id FROM ({}) AS due ORDER BY next_attempt_at LIMIT $4",
-            arms.join(" UNION ALL ")
-        )
-    } else {
+    // One short index range per destination that may take work, each cut at what that
+    // destination may have in flight (and, when rate-limited, at its tokens). Excluding the
+    // saturated ones instead would make every claim step over all of their due rows (with one
+    // busy receiver and a deep backlog, that scan was the dispatcher's main cost), and one claim
+    // could fill the process with a single slow destination's work.
+    let mut arms: Vec<String> = eligible
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            values.push(Value::from(d.id.as_str()));
+            let id_param = values.len();
+            let cap_param = if d.cap == per_destination {
+                5
+            } else {
+                values.push((d.cap as i64).into());
+                values.len()
+            };
+            format!(
+                "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
+                 WHERE destination_id = ${id_param} AND state IN {OPEN_STATES} AND next_attempt_at <= $3 \
+                 ORDER BY next_attempt_at LIMIT ${cap_param} {lock}) AS d{i}"
+            )
+        })
+        .collect();
+    if !list_unlimited {
+        // Too many destinations to name: the unlimited ones are claimed by exclusion, leaving out
+        // the saturated, the disabled and the rate-limited (which have their own arms above).
         let placeholders: Vec<String> = skip_destinations
             .iter()
             .map(|d| {
@@ -390,12 +471,18 @@ pub async fn claim_due(
         } else {
             format!("AND destination_id NOT IN ({})", placeholders.join(", "))
         };
-        format!(
-            "SELECT id FROM deliveries WHERE state IN {OPEN_STATES} AND next_attempt_at <= $3 {skip} \
-             AND destination_id NOT IN (SELECT id FROM destinations WHERE enabled = false) \
-             ORDER BY next_attempt_at LIMIT $4 {lock}"
-        )
-    };
+        arms.push(format!(
+            "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
+             WHERE state IN {OPEN_STATES} AND next_attempt_at <= $3 {skip} \
+             AND destination_id NOT IN (SELECT id FROM destinations \
+               WHERE enabled = false OR rate_limit_per_minute IS NOT NULL) \
+             ORDER BY next_attempt_at LIMIT $4 {lock}) AS rest"
+        ));
+    }
+    let due = format!(
+        "SELECT id FROM ({}) AS due ORDER BY next_attempt_at LIMIT $4",
+        arms.join(" UNION ALL ")
+    );
     let sql = format!(
         "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2, next_attempt_at = $2 \
          WHERE id IN ({due}) RETURNING *"
@@ -404,9 +491,35 @@ pub async fn claim_due(
         delivery::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
             .all(&txn)
             .await?;
+    if !buckets.is_empty() {
+        let mut taken: HashMap<&str, usize> = HashMap::new();
+        for m in &claimed {
+            if buckets.contains_key(&m.destination_id) {
+                *taken.entry(m.destination_id.as_str()).or_default() += 1;
+            }
+        }
+        for (id, n) in taken {
+            let (bucket, available) = buckets[id];
+            let left = available - n as f64;
+            if left < 1.0 {
+                // It may well have more due: look again when its next token is there.
+                let next = bucket.next_token_at(left, at);
+                throttled_until = Some(throttled_until.map_or(next, |t| t.min(next)));
+            }
+            destination::Entity::update_many()
+                .col_expr(destination::Column::RateTokens, Expr::value(left))
+                .col_expr(destination::Column::RateRefilledAt, Expr::value(at))
+                .filter(destination::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+        }
+    }
     if claimed.is_empty() {
         txn.commit().await?;
-        return Ok(Vec::new());
+        return Ok(Claim {
+            claimed: Vec::new(),
+            throttled_until,
+        });
     }
     let alert_ids: Vec<String> = claimed.iter().map(|d| d.alert_id.clone()).collect();
     let bodies: std::collections::HashMap<String, String> = alert::Entity::find()
@@ -420,7 +533,7 @@ pub async fn claim_due(
         .into_iter()
         .collect();
     txn.commit().await?;
-    claimed
+    let claimed = claimed
         .into_iter()
         .map(|m| {
             let body = bodies
@@ -432,7 +545,11 @@ pub async fn claim_due(
                 body,
             })
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Claim {
+        claimed,
+        throttled_until,
+    })
 }
 
 /// The earliest time any unfinished delivery falls due, so an idle worker knows how long to sleep.

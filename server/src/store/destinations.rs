@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use herald_domain::{
     AlertType, Severity, WireEnum, validate_alert_types, validate_auto_disable_after_failures,
-    validate_custom_headers, validate_display_name, validate_log_types, validate_url,
+    validate_custom_headers, validate_display_name, validate_log_types,
+    validate_rate_limit_per_minute, validate_url,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -49,6 +50,8 @@ pub struct Destination {
     pub custom_headers: Vec<CustomHeader>,
     /// The log types routed here by severity; empty: every log type.
     pub log_types: Vec<String>,
+    /// Requests per minute at most; `None`: no limit.
+    pub rate_limit_per_minute: Option<i32>,
     pub enabled: bool,
     /// Consecutive failed deliveries that disable it; `None`: never.
     pub auto_disable_after_failures: Option<i32>,
@@ -98,6 +101,7 @@ impl Destination {
             previous_signing_secret: previous,
             custom_headers: headers,
             log_types: parse_log_types(&m.log_types, &format!("destination {}", m.id))?,
+            rate_limit_per_minute: m.rate_limit_per_minute,
             id: m.id,
             display_name: m.display_name,
             url: m.url,
@@ -121,6 +125,8 @@ pub struct NewDestination {
     pub custom_headers: Vec<CustomHeader>,
     /// Omitted or empty: every log type.
     pub log_types: Option<Vec<String>>,
+    /// Omitted: no limit.
+    pub rate_limit_per_minute: Option<i32>,
     pub enabled: Option<bool>,
     /// `None`: never auto-disable.
     pub auto_disable_after_failures: Option<i32>,
@@ -136,6 +142,8 @@ pub struct DestinationPatch {
     pub custom_headers: Option<Vec<CustomHeader>>,
     /// Replaces the list; `[]` receives every log type again.
     pub log_types: Option<Vec<String>>,
+    /// `None`: unchanged; `Some(None)`: no limit any more; `Some(Some(n))`: the new limit.
+    pub rate_limit_per_minute: Option<Option<i32>>,
     pub enabled: Option<bool>,
     /// `Some(None)` clears the threshold (never auto-disable); `None` leaves it.
     pub auto_disable_after_failures: Option<Option<i32>>,
@@ -160,6 +168,7 @@ fn validate_fields(
     headers: Option<&[CustomHeader]>,
     log_types: Option<&[String]>,
     auto_disable_after_failures: Option<i32>,
+    rate_limit_per_minute: Option<i32>,
 ) -> Result<(), StoreError> {
     if let Some(name) = display_name {
         validate_display_name(name)?;
@@ -178,6 +187,9 @@ fn validate_fields(
     }
     if let Some(n) = auto_disable_after_failures {
         validate_auto_disable_after_failures(n.into())?;
+    }
+    if let Some(limit) = rate_limit_per_minute {
+        validate_rate_limit_per_minute(limit.into())?;
     }
     Ok(())
 }
@@ -198,6 +210,7 @@ const CREATED_FIELDS: &[&str] = &[
     "alertTypes",
     "customHeaders",
     "logTypes",
+    "rateLimitPerMinute",
     "enabled",
     "autoDisableAfterFailures",
     "signingSecret",
@@ -218,6 +231,7 @@ pub async fn create(
         Some(&new.custom_headers),
         Some(&log_types),
         new.auto_disable_after_failures,
+        new.rate_limit_per_minute,
     )?;
     let severities = new.severities.unwrap_or_else(|| Severity::ALL.to_vec());
     let at = now();
@@ -240,6 +254,9 @@ pub async fn create(
         consecutive_failures: Set(0),
         disabled_reason: Set(None),
         disabled_at: Set((!enabled).then_some(at)),
+        rate_limit_per_minute: Set(new.rate_limit_per_minute),
+        rate_tokens: Set(None),
+        rate_refilled_at: Set(None),
         previous_signing_secret: Set(None),
         previous_secret_expires_at: Set(None),
         created_at: Set(at),
@@ -276,6 +293,7 @@ pub async fn update(
         patch.custom_headers.as_deref(),
         patch.log_types.as_deref(),
         patch.auto_disable_after_failures.flatten(),
+        patch.rate_limit_per_minute.flatten(),
     )?;
     let txn = super::begin_write(db).await?;
     let current = find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
@@ -326,6 +344,17 @@ pub async fn update(
     {
         row.auto_disable_after_failures = Set(threshold);
         changed.push("autoDisableAfterFailures");
+    }
+    if let Some(limit) = patch
+        .rate_limit_per_minute
+        .filter(|l| *l != current.rate_limit_per_minute)
+    {
+        row.rate_limit_per_minute = Set(limit);
+        // A new limit starts with a full bucket of its own size; tokens counted against the old
+        // one mean nothing at the new rate.
+        row.rate_tokens = Set(None);
+        row.rate_refilled_at = Set(None);
+        changed.push("rateLimitPerMinute");
     }
     if let Some(enabled) = patch.enabled.filter(|e| *e != current.enabled) {
         row.enabled = Set(enabled);
@@ -447,6 +476,43 @@ pub async fn rotate_secret(
     .await?;
     txn.commit().await?;
     Ok(updated)
+}
+
+/// Counts one request that does not wait for the rate limit (the synchronous test alert) against
+/// the destination's bucket, in the caller's transaction, so queued deliveries leave room for it.
+/// Nothing to do for a destination without a limit.
+pub(crate) async fn draw_unconditional(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut select = destination::Entity::find_by_id(id.to_owned())
+        .select_only()
+        .columns([
+            destination::Column::RateLimitPerMinute,
+            destination::Column::RateTokens,
+            destination::Column::RateRefilledAt,
+        ]);
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // The same lock a claim takes, so the two cannot both spend the same tokens.
+        select = select.lock_exclusive();
+    }
+    let Some((Some(per_minute), tokens, refilled_at)) = select
+        .into_tuple::<(Option<i32>, Option<f64>, Option<DateTime<Utc>>)>()
+        .one(conn)
+        .await?
+    else {
+        return Ok(());
+    };
+    let bucket = super::rate_limit::Bucket::new(per_minute);
+    let left = bucket.after_unconditional(bucket.available(tokens, refilled_at, at));
+    destination::Entity::update_many()
+        .col_expr(destination::Column::RateTokens, Expr::value(left))
+        .col_expr(destination::Column::RateRefilledAt, Expr::value(at))
+        .filter(destination::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 fn not_found(id: &str) -> StoreError {

@@ -227,7 +227,7 @@ async fn every_change_is_one_event_with_actor_target_and_field_names(backend: Ba
             vec![
                 expect("cli", "token.created", "api_token", &token_id(&app, "test-admin").await, &["name", "role"]),
                 expect("cli", "token.created", "api_token", &token_id(&app, "test-viewer").await, &["name", "role"]),
-                expect(admin, "destination.created", dst, &id, &["displayName", "url", "severities", "alertTypes", "customHeaders", "logTypes", "enabled", "autoDisableAfterFailures", "signingSecret"]),
+                expect(admin, "destination.created", dst, &id, &["displayName", "url", "severities", "alertTypes", "customHeaders", "logTypes", "rateLimitPerMinute", "enabled", "autoDisableAfterFailures", "signingSecret"]),
                 expect(admin, "destination.updated", dst, &id, &["url", "customHeaders"]),
                 expect(admin, "destination.disabled", dst, &id, &["enabled"]),
                 expect(admin, "destination.updated", dst, &id, &["displayName"]),

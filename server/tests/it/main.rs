@@ -12,6 +12,7 @@ mod egress;
 mod ingest;
 mod limits;
 mod log_types;
+mod rate_limit;
 mod schema;
 mod subscription;
 mod validation;

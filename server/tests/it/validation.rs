@@ -183,6 +183,24 @@ fn broken_inputs() -> Vec<(&'static str, Value, &'static str, &'static str)> {
             "logTypes",
             "at most 100",
         ),
+        (
+            "no rate",
+            json!({"rateLimitPerMinute": 0}),
+            "rateLimitPerMinute",
+            "1 to 600000",
+        ),
+        (
+            "negative rate",
+            json!({"rateLimitPerMinute": -5}),
+            "rateLimitPerMinute",
+            "1 to 600000",
+        ),
+        (
+            "rate over 10,000 a second",
+            json!({"rateLimitPerMinute": 600_001}),
+            "rateLimitPerMinute",
+            "1 to 600000",
+        ),
     ]
 }
 
@@ -226,6 +244,7 @@ async fn create_rejects_each_broken_rule_with_its_field(backend: Backend) {
         "url": "https://example.com/ok",
         "customHeaders": headers(20),
         "logTypes": (0..100).map(|i| format!("Custom.{}{i:02}", "T".repeat(119))).collect::<Vec<_>>(),
+        "rateLimitPerMinute": 600_000,
     }))
     .await;
 }

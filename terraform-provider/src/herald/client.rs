@@ -27,6 +27,7 @@ operation!(GetDestination);
 operation!(ListDestinations);
 operation!(CreateDestination);
 operation!(UpdateDestination);
+operation!(ClearRateLimit);
 operation!(DeleteDestination);
 operation!(RotateSigningSecret);
 operation!(ClearAutoDisable);
@@ -52,6 +53,8 @@ pub struct Destination {
     pub custom_headers: Vec<(String, Option<String>)>,
     /// Empty: every log type.
     pub log_types: Vec<String>,
+    /// `None`: no limit.
+    pub rate_limit_per_minute: Option<i64>,
     pub enabled: bool,
     /// `None`: never auto-disabled.
     pub auto_disable_after_failures: Option<i64>,
@@ -84,6 +87,8 @@ pub struct DestinationInput {
     /// In this order; Herald reports header errors by position.
     pub custom_headers: Option<Vec<(String, String)>>,
     pub log_types: Option<Vec<String>>,
+    /// `None`: leave as is; `Some(None)`: no limit; `Some(Some(n))`: this limit.
+    pub rate_limit_per_minute: Option<Option<i64>>,
     pub enabled: Option<bool>,
     /// `Some(None)` clears the threshold.
     pub auto_disable_after_failures: Option<Option<i64>>,
@@ -100,6 +105,7 @@ impl DestinationInput {
             custom_headers,
             log_types,
             enabled,
+            rate_limit_per_minute,
             auto_disable_after_failures,
         } = self;
         display_name.is_none()
@@ -109,6 +115,7 @@ impl DestinationInput {
             && custom_headers.is_none()
             && log_types.is_none()
             && enabled.is_none()
+            && rate_limit_per_minute.is_none()
             && auto_disable_after_failures.is_none()
     }
 }
@@ -194,6 +201,7 @@ macro_rules! destination_from {
                         .map(|h| (h.name, h.value))
                         .collect(),
                     log_types: d.log_types,
+                    rate_limit_per_minute: d.rate_limit_per_minute,
                     enabled: d.enabled,
                     auto_disable_after_failures: d.auto_disable_after_failures,
                     disabled_reason: d.disabled_reason,
@@ -213,6 +221,7 @@ destination_from!(create_destination);
 destination_from!(update_destination);
 destination_from!(rotate_signing_secret);
 destination_from!(clear_auto_disable);
+destination_from!(clear_rate_limit);
 
 impl Client {
     pub fn new(endpoint: &str, token: &str) -> Result<Self, ClientError> {
@@ -366,6 +375,7 @@ impl Client {
                         .collect()
                 }),
                 log_types: input.log_types,
+                rate_limit_per_minute: input.rate_limit_per_minute.flatten(),
                 enabled: input.enabled,
                 auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
             },
@@ -393,18 +403,29 @@ impl Client {
                         .collect()
                 }),
                 log_types: input.log_types,
+                // A removed limit is sent by `ClearRateLimit`: the generated input leaves out
+                // what is None, and Herald reads an absent field as "unchanged".
+                rate_limit_per_minute: input.rate_limit_per_minute.flatten(),
                 enabled: input.enabled,
                 auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
             },
         };
         let data = self.run::<UpdateDestination>(v, true).await?;
+        let mut updated: Destination = data.update_destination.destination.into();
+        // Explicit nulls, which the generated update input cannot carry.
         if input.auto_disable_after_failures == Some(None) {
             let cleared = self
                 .run::<ClearAutoDisable>(clear_auto_disable::Variables { id: id.to_owned() }, true)
                 .await?;
-            return Ok(cleared.update_destination.destination.into());
+            updated = cleared.update_destination.destination.into();
         }
-        Ok(data.update_destination.destination.into())
+        if input.rate_limit_per_minute == Some(None) {
+            let cleared = self
+                .run::<ClearRateLimit>(clear_rate_limit::Variables { id: id.to_owned() }, true)
+                .await?;
+            updated = cleared.update_destination.destination.into();
+        }
+        Ok(updated)
     }
 
     /// Issues a new signing secret; the previous one keeps signing for `grace_seconds`. Not

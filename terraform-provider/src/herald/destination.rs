@@ -7,13 +7,13 @@ use herald_domain::{
     AlertType, Severity, WireEnum, parse_grace_period, validate_alert_types,
     validate_auto_disable_after_failures, validate_custom_headers, validate_display_name,
     validate_header_name, validate_header_value, validate_log_type, validate_log_types,
-    validate_url,
+    validate_rate_limit_per_minute, validate_url,
 };
 
 use super::client::{Destination, DestinationInput};
 use super::fields::field_path;
 use super::provider::{Herald, SentHeaders, api_error};
-use crate::tfplugin::value::Number;
+use crate::tfplugin::value::{FromValue, Number};
 use crate::tfplugin::{
     AttrPath, Attribute, Diagnostic, Diagnostics, Mode, Resource, Schema, Type, Value,
 };
@@ -31,6 +31,7 @@ pub mod doc {
     pub const CUSTOM_HEADERS_WO: &str = "Write-only alternative to `custom_headers` (Terraform 1.11 or later): the values are sent to Herald but never stored in the plan or state. Herald receives them on create and whenever `custom_headers_wo_version` changes. Conflicts with `custom_headers`.";
     pub const CUSTOM_HEADERS_WO_VERSION: &str = "Required with `custom_headers_wo`; change it to send the current `custom_headers_wo` to Herald.";
     pub const LOG_TYPES: &str = "Log types routed here by severity, such as `AWS.CloudTrail` or `Okta.SystemLog`: an alert that names log types arrives only if one of them is listed. Omitted or `[]`: every log type. Alerts that name no log type, and alerts that name this destination in `dynamicDestinations` or `destinationOverrides`, are not filtered. At most 100; each 1 to 128 letters, digits, `.` and `_`, compared exactly.";
+    pub const RATE_LIMIT_PER_MINUTE: &str = "Requests per minute Herald sends this destination at most, 1 to 600000 (a Slack incoming webhook takes about 60). Omitted: no limit. Deliveries over the rate wait in the queue, neither failed nor counted as attempts, and go out as the rate allows, with a burst of at most one second's worth; other destinations are not held up. The limit holds across replicas. The test alert goes at once but counts.";
     pub const ENABLED: &str = "Whether alerts are delivered. Default `true`. When Herald auto-disables the destination (see `auto_disable_after_failures`), the next plan shows `enabled: false -> true` and applying it enables the destination again, clearing `disabled_reason` and releasing the deliveries held meanwhile.";
     pub const AUTO_DISABLE_AFTER_FAILURES: &str = "Herald disables the destination after this many consecutive deliveries end FAILED (retries used up; test alerts do not count; any success resets the count), 1 to 10000. Omitted: never.";
     pub const DISABLED_REASON: &str = "Why Herald disabled the destination, such as `auto-disabled after 20 consecutive failed deliveries; last: request failed: 503 …`; null while enabled or when disabled by hand.";
@@ -90,6 +91,11 @@ fn resource_schema() -> Schema {
             ),
             Attribute::optional_computed("log_types", Type::set(Type::String), doc::LOG_TYPES)
                 .default(Value::Set(Vec::new())),
+            Attribute::optional(
+                "rate_limit_per_minute",
+                Type::Number,
+                doc::RATE_LIMIT_PER_MINUTE,
+            ),
             Attribute::optional_computed("enabled", Type::Bool, doc::ENABLED)
                 .default(Value::Bool(true)),
             Attribute::optional(
@@ -228,6 +234,7 @@ pub fn validate_config(config: &Value) -> Diagnostics {
             fail(&mut diags, e, "Invalid auto_disable_after_failures");
         }
     }
+    check_rate_limit(config.get("rate_limit_per_minute"), &mut diags);
     check_enum_set::<Severity>(config.get("severities"), "severities", &mut diags);
     if let Some(types) =
         check_enum_set::<AlertType>(config.get("alert_types"), "alert_types", &mut diags)
@@ -315,6 +322,28 @@ fn version_of(v: &Value) -> Option<i64> {
     }
 }
 
+/// herald-domain's range, on a whole number; a fraction is refused here rather than rounded.
+fn check_rate_limit(v: &Value, diags: &mut Diagnostics) {
+    let Ok(Some(limit)) = Option::<f64>::from_value(v) else {
+        return;
+    };
+    let path = AttrPath::root("rate_limit_per_minute");
+    if limit.fract() != 0.0 || !limit.is_finite() {
+        diags.push(
+            Diagnostic::error(
+                "Invalid rate_limit_per_minute",
+                format!("rate limit must be a whole number of requests per minute, got {limit}"),
+            )
+            .at(path),
+        );
+        return;
+    }
+    // Saturating: a number past i64 is out of range all the same.
+    if let Err(e) = validate_rate_limit_per_minute(limit as i64) {
+        diags.push(Diagnostic::error("Invalid rate_limit_per_minute", e.message).at(path));
+    }
+}
+
 /// Each header on its own, then the rules across headers (count, case-insensitive duplicates)
 /// once every entry is valid, so that one mistake is not reported twice.
 fn check_headers(headers: &BTreeMap<String, Value>, attr: &str, diags: &mut Diagnostics) {
@@ -353,6 +382,7 @@ struct Spec {
     custom_headers: Option<BTreeMap<String, String>>,
     /// Sorted: a set has no order, so two orders must compare equal.
     log_types: Vec<String>,
+    rate_limit_per_minute: Option<i64>,
     enabled: bool,
     auto_disable_after_failures: Option<i64>,
     wo_version: Option<f64>,
@@ -371,6 +401,9 @@ impl Spec {
                 names.sort();
                 names
             },
+            rate_limit_per_minute: v
+                .attr::<Option<f64>>("rate_limit_per_minute")?
+                .map(|n| n as i64),
             enabled: v.attr("enabled")?,
             auto_disable_after_failures: v
                 .attr::<Option<f64>>("auto_disable_after_failures")?
@@ -466,6 +499,11 @@ pub fn state(d: &Destination, headers_like: &Value) -> Value {
         (
             "log_types",
             Value::set_of_strings(d.log_types.iter().cloned()),
+        ),
+        (
+            "rate_limit_per_minute",
+            d.rate_limit_per_minute
+                .map_or(Value::Null, |n| Value::Number(Number::Int(n))),
         ),
         ("enabled", Value::Bool(d.enabled)),
         (
@@ -594,6 +632,7 @@ impl Resource<Herald> for DestinationResource {
             alert_types: Some(wire_names(&spec.alert_types)),
             custom_headers,
             log_types: Some(spec.log_types),
+            rate_limit_per_minute: spec.rate_limit_per_minute.map(Some),
             enabled: Some(spec.enabled),
             auto_disable_after_failures: Some(spec.auto_disable_after_failures),
         };
@@ -650,6 +689,10 @@ impl Resource<Herald> for DestinationResource {
             // No headers is sent as the empty list, which clears them.
             custom_headers: headers_changed.then(|| custom_headers.unwrap_or_default()),
             log_types: changed(&before.log_types, &after.log_types),
+            rate_limit_per_minute: changed(
+                &before.rate_limit_per_minute,
+                &after.rate_limit_per_minute,
+            ),
             enabled: changed(&before.enabled, &after.enabled),
             auto_disable_after_failures: changed(
                 &before.auto_disable_after_failures,
@@ -856,6 +899,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn rate_limit_rules_point_at_the_attribute() {
+        for (n, word) in [
+            (Value::Number(Number::Int(0)), "1 to 600000"),
+            (Value::Number(Number::Int(600_001)), "1 to 600000"),
+            (Value::Number(Number::Float(2.5)), "whole number"),
+        ] {
+            let d = validate_config(&config(&[("rate_limit_per_minute", n)]));
+            assert_eq!(paths(&d), vec!["rate_limit_per_minute"]);
+            assert!(d.0[0].detail.contains(word), "{}", d.0[0].detail);
+        }
+        for ok in [
+            Value::Number(Number::Int(1)),
+            Value::Number(Number::Int(600_000)),
+            Value::unknown(),
+            Value::Null,
+        ] {
+            assert!(validate_config(&config(&[("rate_limit_per_minute", ok)])).is_empty());
+        }
+    }
+
     fn destination(headers: Vec<(String, Option<String>)>) -> Destination {
         Destination {
             id: "d1".into(),
@@ -865,6 +929,7 @@ mod tests {
             alert_types: vec!["RULE".into()],
             custom_headers: headers,
             log_types: vec![],
+            rate_limit_per_minute: None,
             enabled: true,
             auto_disable_after_failures: None,
             disabled_reason: None,

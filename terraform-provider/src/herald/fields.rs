@@ -23,6 +23,7 @@ pub fn field_path(field: &Field, names: &[String], headers_attr: &str) -> AttrPa
         Field::LogType(_) | Field::LogTypes => AttrPath::root("log_types"),
         Field::GracePeriod => AttrPath::root("signing_secret_grace_period"),
         Field::AutoDisableAfterFailures => AttrPath::root("auto_disable_after_failures"),
+        Field::RateLimitPerMinute => AttrPath::root("rate_limit_per_minute"),
     }
 }
 
@@ -41,6 +42,7 @@ pub fn graphql_field_path(field: &str, names: &[String], headers_attr: &str) -> 
         "logTypes" => Field::LogTypes,
         "gracePeriodSeconds" => Field::GracePeriod,
         "autoDisableAfterFailures" => Field::AutoDisableAfterFailures,
+        "rateLimitPerMinute" => Field::RateLimitPerMinute,
         "customHeaders" => match rest.and_then(|r| r.split(']').next()?.parse::<usize>().ok()) {
             Some(i) => Field::HeaderName(i),
             None => Field::CustomHeaders,
@@ -80,6 +82,10 @@ mod tests {
         assert_eq!(
             graphql_field_path("logTypes[3]", &names, "custom_headers"),
             Some(AttrPath::root("log_types"))
+        );
+        assert_eq!(
+            graphql_field_path("rateLimitPerMinute", &[], "custom_headers"),
+            Some(AttrPath::root("rate_limit_per_minute"))
         );
         assert_eq!(
             graphql_field_path("autoDisableAfterFailures", &[], "custom_headers"),

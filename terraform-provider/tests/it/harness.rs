@@ -130,7 +130,7 @@ impl Herald {
         body["data"].clone()
     }
 
-    pub const FIELDS: &'static str = "id displayName url severities alertTypes customHeaders { name value } logTypes enabled autoDisableAfterFailures disabledReason signingSecret";
+    pub const FIELDS: &'static str = "id displayName url severities alertTypes customHeaders { name value } logTypes rateLimitPerMinute enabled autoDisableAfterFailures disabledReason signingSecret";
 
     pub fn destinations(&self) -> Vec<Value> {
         let q = format!(

@@ -7,6 +7,7 @@ mod docs;
 mod examples;
 mod harness;
 mod log_types;
+mod rate_limit;
 mod resource;
 mod rotation;
 mod startup;

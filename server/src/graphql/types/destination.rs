@@ -62,6 +62,13 @@ impl Destination {
         &self.0.log_types
     }
 
+    /// Requests per minute this destination receives at most; null: no limit. Deliveries over
+    /// the rate wait in the queue (not failed, no attempt counted) and go out as it allows, with
+    /// a burst of at most one second's worth. The test alert goes at once but counts.
+    async fn rate_limit_per_minute(&self) -> Option<i32> {
+        self.0.rate_limit_per_minute
+    }
+
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
@@ -195,6 +202,8 @@ pub struct CreateDestinationInput {
     /// Omitted or []: every log type. At most 100, unique; each 1 to 128 letters, digits, '.'
     /// and '_' (like AWS.CloudTrail).
     pub log_types: Option<Vec<String>>,
+    /// Requests per minute at most, 1 to 600000. Omitted or null: no limit.
+    pub rate_limit_per_minute: Option<i32>,
     /// Omitted: true.
     pub enabled: Option<bool>,
     /// Disable the destination after this many consecutive failed deliveries, 1 to 10000.
@@ -211,6 +220,7 @@ impl From<CreateDestinationInput> for destinations::NewDestination {
             alert_types: i.alert_types.map(alert_types),
             custom_headers: i.custom_headers.map(headers).unwrap_or_default(),
             log_types: i.log_types,
+            rate_limit_per_minute: i.rate_limit_per_minute,
             enabled: i.enabled,
             auto_disable_after_failures: i.auto_disable_after_failures,
         }
@@ -228,6 +238,8 @@ pub struct UpdateDestinationInput {
     pub custom_headers: Option<Vec<CustomHeaderInput>>,
     /// []: every log type again.
     pub log_types: Option<Vec<String>>,
+    /// 1 to 600000; null removes the limit; omitted leaves it as it is.
+    pub rate_limit_per_minute: MaybeUndefined<i32>,
     /// true also clears disabledReason and disabledAt and starts the failure count afresh; the
     /// deliveries held while it was disabled go out.
     pub enabled: Option<bool>,
@@ -246,6 +258,11 @@ impl UpdateDestinationInput {
                 alert_types: self.alert_types.map(alert_types),
                 custom_headers: self.custom_headers.map(headers),
                 log_types: self.log_types,
+                rate_limit_per_minute: match self.rate_limit_per_minute {
+                    MaybeUndefined::Undefined => None,
+                    MaybeUndefined::Null => Some(None),
+                    MaybeUndefined::Value(n) => Some(Some(n)),
+                },
                 enabled: self.enabled,
                 auto_disable_after_failures: match self.auto_disable_after_failures {
                     MaybeUndefined::Undefined => None,

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "destinations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -34,6 +34,12 @@ pub struct Model {
     /// Why Herald disabled it; null when enabled or disabled by hand.
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<DateTimeUtc>,
+    /// Requests per minute this destination accepts; null: no limit.
+    pub rate_limit_per_minute: Option<i32>,
+    /// The token bucket behind the limit, shared by every replica: tokens left at
+    /// `rate_refilled_at`. Null: full (never drawn from, or reset by a change of the limit).
+    pub rate_tokens: Option<f64>,
+    pub rate_refilled_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

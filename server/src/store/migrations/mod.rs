@@ -7,7 +7,7 @@ mod m0001_initial;
 mod m0002_audit_events;
 mod m0003_log_types;
 mod m0004_attempt_requests;
-// m0005 is taken by the rate limit (issue 9, part 4).
+mod m0005_rate_limit;
 mod m0006_auto_disable;
 
 pub struct Migrator;
@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_audit_events::Migration),
             Box::new(m0003_log_types::Migration),
             Box::new(m0004_attempt_requests::Migration),
+            Box::new(m0005_rate_limit::Migration),
             Box::new(m0006_auto_disable::Migration),
         ]
     }

@@ -10,6 +10,8 @@ resource "herald_destination" "soc_pager" {
   alert_types  = ["RULE", "SCHEDULED_RULE", "POLICY"]
   # Only alerts from these log types (omit for every log type).
   log_types = ["AWS.CloudTrail", "Okta.SystemLog"]
+  # At most 120 requests a minute; more wait in Herald's queue (omit for no limit).
+  rate_limit_per_minute = 120
 
   custom_headers = {
     "Authorization" = "Bearer ${var.pager_token}"
