@@ -33,6 +33,8 @@ pub struct AlertDraft {
     pub dynamic_severity: Option<Severity>,
     pub destination_overrides: Option<Vec<String>>,
     pub dynamic_destinations: Option<Vec<String>>,
+    /// The log types the alert came from; omitted or empty: none.
+    pub log_types: Option<Vec<String>>,
 }
 
 /// An alert that passed the checks: the payload to send, and what routing needs beyond it.
@@ -42,6 +44,10 @@ pub struct CheckedAlert {
     pub dynamic_severity: Option<Severity>,
     pub destination_overrides: Option<Vec<String>>,
     pub dynamic_destinations: Option<Vec<String>>,
+    /// The log types the alert came from (not part of the payload: routing matches them against
+    /// each destination's). Checked by the destination's rules, so any name a destination can
+    /// list, an alert can name.
+    pub log_types: Vec<String>,
 }
 
 /// A broken rule in an alert: the input field and what is wrong.
@@ -185,6 +191,12 @@ impl AlertDraft {
                 ),
             ));
         }
+        let log_types = self.log_types.unwrap_or_default();
+        // `logTypes[2]: log type must …`: the shared rule's message names the rule, the prefix
+        // the field (as every other message here does), since the field is all a batch error
+        // adds to it.
+        crate::validate_log_types(&log_types)
+            .map_err(|e| bad(&e.field.graphql_path(), e.to_string()))?;
         Ok(CheckedAlert {
             payload: PantherPayload {
                 id: self.detection_id,
@@ -204,6 +216,7 @@ impl AlertDraft {
             dynamic_severity: self.dynamic_severity,
             destination_overrides: self.destination_overrides,
             dynamic_destinations: self.dynamic_destinations,
+            log_types,
         })
     }
 }
@@ -241,6 +254,8 @@ pub struct PantherAlert {
     pub dynamic_severity: Option<String>,
     pub destination_overrides: Option<Vec<String>>,
     pub dynamic_destinations: Option<Vec<String>>,
+    /// Herald's too: the log types the alert came from. Not part of the payload sent on.
+    pub log_types: Option<Vec<String>>,
 }
 
 fn parse_enum<T: WireEnum>(field: &str, v: Option<String>) -> Result<Option<T>, AlertInputError> {
@@ -281,6 +296,7 @@ impl PantherAlert {
             dynamic_severity: parse_enum::<Severity>("dynamicSeverity", self.dynamic_severity)?,
             destination_overrides: self.destination_overrides,
             dynamic_destinations: self.dynamic_destinations,
+            log_types: self.log_types,
         })
     }
 }
@@ -365,6 +381,61 @@ mod tests {
         let p = ok.check(now(), || "id".into()).unwrap().payload;
         let back: PantherPayload = serde_json::from_str(&p.to_bytes()).unwrap();
         assert_eq!(back, p);
+    }
+
+    /// main's log types, carried into the moved checks: the destination's rules, the field
+    /// named by index, and the message naming it too (the fuzz target's invariant).
+    #[test]
+    fn log_types_are_checked_by_the_destination_rules() {
+        let bad_name = AlertDraft {
+            log_types: Some(vec![
+                "AWS.CloudTrail".into(),
+                "Okta.SystemLog".into(),
+                "AWS CloudTrail".into(),
+            ]),
+            ..draft()
+        };
+        let e = bad_name.check(now(), || "id".into()).unwrap_err();
+        assert_eq!(e.field, "logTypes[2]");
+        assert!(e.message.starts_with("logTypes[2]: "), "{}", e.message);
+        assert!(e.message.contains("letters, digits"), "{}", e.message);
+        let repeated = AlertDraft {
+            log_types: Some(vec!["A.B".into(), "A.B".into()]),
+            ..draft()
+        };
+        assert_eq!(
+            repeated.check(now(), || "id".into()).unwrap_err().field,
+            "logTypes[1]"
+        );
+        let many = AlertDraft {
+            log_types: Some((0..101).map(|i| format!("Custom.T{i}")).collect()),
+            ..draft()
+        };
+        assert_eq!(
+            many.check(now(), || "id".into()).unwrap_err().field,
+            "logTypes"
+        );
+        let body: PantherAlert = serde_json::from_str(
+            r#"{"id": "d", "title": "t", "severity": "LOW", "logTypes": ["AWS.S3"]}"#,
+        )
+        .unwrap();
+        let checked = body
+            .into_draft()
+            .unwrap()
+            .check(now(), || "id".into())
+            .unwrap();
+        assert_eq!(checked.log_types, ["AWS.S3"]);
+        assert!(
+            !checked.payload.to_bytes().contains("AWS.S3"),
+            "not sent on"
+        );
+        assert!(
+            draft()
+                .check(now(), || "id".into())
+                .unwrap()
+                .log_types
+                .is_empty()
+        );
     }
 
     #[test]

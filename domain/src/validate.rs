@@ -9,6 +9,14 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_HEADERS: usize = 20;
 pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
+pub const MAX_LOG_TYPES: usize = 100;
+pub const MAX_LOG_TYPE_CHARS: usize = 128;
+/// The largest `autoDisableAfterFailures`; the smallest is 1.
+pub const MAX_AUTO_DISABLE_AFTER_FAILURES: i64 = 10_000;
+/// Bounds of a destination's rate limit, in requests per minute: from one a minute (a strict
+/// ticketing receiver) to 10,000 a second, past which a limit no longer protects anything.
+pub const MIN_RATE_LIMIT_PER_MINUTE: i64 = 1;
+pub const MAX_RATE_LIMIT_PER_MINUTE: i64 = 600_000;
 
 /// Header names Herald sets itself; a destination may not set them. Every `webhook-*` name is
 /// reserved too (see [`is_reserved_header`]).
@@ -33,6 +41,15 @@ pub enum Field {
     HeaderValue(usize),
     /// The list of custom headers as a whole (too many).
     CustomHeaders,
+    /// The log type at this position in the list the user gave.
+    LogType(usize),
+    /// The list of log types as a whole (too many).
+    LogTypes,
+    /// How long a rotated-out signing secret keeps signing.
+    GracePeriod,
+    AutoDisableAfterFailures,
+    /// The requests per minute a destination accepts.
+    RateLimitPerMinute,
 }
 
 impl Field {
@@ -46,6 +63,11 @@ impl Field {
             Field::HeaderName(i) => format!("customHeaders[{i}].name"),
             Field::HeaderValue(i) => format!("customHeaders[{i}].value"),
             Field::CustomHeaders => "customHeaders".into(),
+            Field::LogType(i) => format!("logTypes[{i}]"),
+            Field::LogTypes => "logTypes".into(),
+            Field::GracePeriod => "gracePeriodSeconds".into(),
+            Field::AutoDisableAfterFailures => "autoDisableAfterFailures".into(),
+            Field::RateLimitPerMinute => "rateLimitPerMinute".into(),
         }
     }
 }
@@ -264,6 +286,91 @@ pub fn validate_alert_types(types: &[AlertType]) -> Result<(), ValidationError> 
     Ok(())
 }
 
+/// One log type name as Panther spells them (`AWS.CloudTrail`, `Okta.SystemLog`): 1 to 128
+/// ASCII letters, digits, `.` and `_`. The narrow alphabet keeps names comparable byte for byte
+/// (routing matches them exactly) and safe to show anywhere.
+pub fn validate_log_type(index: usize, name: &str) -> Result<(), ValidationError> {
+    let field = Field::LogType(index);
+    if name.is_empty() {
+        return fail(field, "log type must not be empty");
+    }
+    let chars = name.chars().count();
+    if chars > MAX_LOG_TYPE_CHARS {
+        return fail(
+            field,
+            format!("log type must be at most {MAX_LOG_TYPE_CHARS} characters, got {chars}"),
+        );
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_'))
+    {
+        return fail(
+            field,
+            format!(
+                "log type must hold only letters, digits, '.' and '_' (like AWS.CloudTrail): {name:?} contains {bad:?}"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A list of log types, on a destination or an alert: at most 100, each valid, no repeats
+/// (names are compared exactly, as routing compares them). An empty list is valid: on a
+/// destination it means every log type, on an alert that it names none.
+pub fn validate_log_types<S: AsRef<str>>(names: &[S]) -> Result<(), ValidationError> {
+    if names.len() > MAX_LOG_TYPES {
+        return fail(
+            Field::LogTypes,
+            format!(
+                "at most {MAX_LOG_TYPES} log types are allowed, got {}",
+                names.len()
+            ),
+        );
+    }
+    for (i, name) in names.iter().enumerate() {
+        let name = name.as_ref();
+        validate_log_type(i, name)?;
+        if let Some(first) = names[..i].iter().position(|n| n.as_ref() == name) {
+            return fail(
+                Field::LogType(i),
+                format!("log types must be unique: {name:?} repeats logTypes[{first}]"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How many consecutive failed deliveries disable a destination: 1 to 10,000. A wider type than
+/// the API's `Int` so that a front end can pass what the user wrote and get this error for it.
+pub fn validate_auto_disable_after_failures(n: i64) -> Result<(), ValidationError> {
+    if !(1..=MAX_AUTO_DISABLE_AFTER_FAILURES).contains(&n) {
+        return fail(
+            Field::AutoDisableAfterFailures,
+            format!(
+                "autoDisableAfterFailures must be between 1 and {MAX_AUTO_DISABLE_AFTER_FAILURES} \
+                 (omit it to never auto-disable), got {n}"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A destination's rate limit in requests per minute, when it has one: 1 to 600,000. Taken as
+/// `i64` so that every front end (GraphQL's 32-bit Int, Terraform's arbitrary number) can pass
+/// what the user wrote and get the same message.
+pub fn validate_rate_limit_per_minute(limit: i64) -> Result<(), ValidationError> {
+    if !(MIN_RATE_LIMIT_PER_MINUTE..=MAX_RATE_LIMIT_PER_MINUTE).contains(&limit) {
+        return fail(
+            Field::RateLimitPerMinute,
+            format!(
+                "rate limit must be from {MIN_RATE_LIMIT_PER_MINUTE} to {MAX_RATE_LIMIT_PER_MINUTE} requests per minute (omit it for no limit), got {limit}"
+            ),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,5 +464,71 @@ mod tests {
             Field::CustomHeaders
         );
         assert!(validate_custom_headers(&many[..20]).is_ok());
+    }
+
+    #[test]
+    fn auto_disable_after_failures() {
+        assert!(validate_auto_disable_after_failures(1).is_ok());
+        assert!(validate_auto_disable_after_failures(10_000).is_ok());
+        for bad in [0, -1, 10_001, i64::MAX] {
+            let err = validate_auto_disable_after_failures(bad).unwrap_err();
+            assert_eq!(err.field, Field::AutoDisableAfterFailures);
+            assert!(
+                err.message.contains("between 1 and 10000"),
+                "{}",
+                err.message
+            );
+            assert!(err.message.contains(&bad.to_string()));
+        }
+    }
+
+    #[test]
+    fn log_types() {
+        assert!(validate_log_types::<&str>(&[]).is_ok());
+        assert!(
+            validate_log_types(&["AWS.CloudTrail", "Okta.SystemLog", "Custom.my_app_2"]).is_ok()
+        );
+        assert!(validate_log_type(0, &"a".repeat(128)).is_ok());
+        let err = validate_log_type(0, &"a".repeat(129)).unwrap_err();
+        assert!(
+            err.message.contains("at most 128 characters, got 129"),
+            "{err}"
+        );
+        for bad in [
+            "",
+            "AWS CloudTrail",
+            "AWS-CloudTrail",
+            "Ökta.Log",
+            "a/b",
+            "x\n",
+        ] {
+            let err = validate_log_types(&["AWS.S3", "Okta.SystemLog", bad]).unwrap_err();
+            assert_eq!(err.field, Field::LogType(2), "{bad:?}");
+            assert_eq!(err.to_string().split(':').next(), Some("logTypes[2]"));
+        }
+        let err = validate_log_types(&["AWS.S3", "Okta.SystemLog", "AWS.S3"]).unwrap_err();
+        assert_eq!(err.field.graphql_path(), "logTypes[2]");
+        assert!(err.message.contains("repeats logTypes[0]"), "{err}");
+        // Exact comparison: names differing in case are different log types.
+        assert!(validate_log_types(&["AWS.S3", "aws.s3"]).is_ok());
+        let many: Vec<String> = (0..101).map(|i| format!("Custom.T{i}")).collect();
+        assert_eq!(
+            validate_log_types(&many).unwrap_err().field,
+            Field::LogTypes
+        );
+        assert!(validate_log_types(&many[..100]).is_ok());
+    }
+
+    #[test]
+    fn rate_limits() {
+        for ok in [1, 60, 600_000] {
+            assert!(validate_rate_limit_per_minute(ok).is_ok(), "{ok}");
+        }
+        for bad in [0, -1, 600_001, i64::MAX] {
+            let err = validate_rate_limit_per_minute(bad).unwrap_err();
+            assert_eq!(err.field, Field::RateLimitPerMinute);
+            assert!(err.message.contains("1 to 600000"), "{}", err.message);
+            assert!(err.to_string().starts_with("rateLimitPerMinute: "));
+        }
     }
 }

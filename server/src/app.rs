@@ -13,6 +13,7 @@ use crate::dispatch::client::ClientError;
 use crate::graphql::build_schema;
 use crate::http::{AppState, router};
 use crate::ingest::Ingest;
+use crate::store::audit::Actor;
 use crate::store::tokens::{self, Role};
 use crate::store::{Store, StoreError, state};
 
@@ -33,7 +34,8 @@ pub enum AppError {
 }
 
 /// On the very first start against an empty database, creates an admin token and returns it so
-/// the caller can show it once. Of several replicas starting together, exactly one gets it.
+/// the caller can show it once. Of several replicas starting together, exactly one gets it. The
+/// audit trail records it as `token.created` by `cli`: `herald serve` made it.
 pub async fn issue_first_admin_token(store: &Store) -> Result<Option<String>, StoreError> {
     let txn = crate::store::begin_write(store.db()).await?;
     let first_start = state::claim_once(&txn, "first_admin_token", "issued").await?;
@@ -41,7 +43,7 @@ pub async fn issue_first_admin_token(store: &Store) -> Result<Option<String>, St
         txn.commit().await?;
         return Ok(None);
     }
-    let (_, token) = tokens::create(&txn, "admin", Role::Admin).await?;
+    let (_, token) = tokens::create_in(&txn, &Actor::cli(), "admin", Role::Admin).await?;
     txn.commit().await?;
     Ok(Some(token))
 }

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app;
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::store::Store;
+use crate::store::audit::Actor;
+use crate::store::keys::{self, KeyOrigin, Unlocked};
 use crate::store::tokens::{self, Role};
 
 #[derive(Debug, Parser)]
@@ -32,6 +34,16 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the key that encrypts secrets at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-encrypt every secret under a new key, beside running servers: the key in
+    /// HERALD_NEW_ENCRYPTION_KEY, or on SQLite with a key file, a new key written to it.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +85,38 @@ async fn open_store(db: &DatabaseConfig) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// The store with its keys, checked against the database (see `keys::unlock`).
+async fn open_store_with_keys(db: &DatabaseConfig) -> anyhow::Result<(Store, Unlocked)> {
+    let store = open_store(db).await?;
+    let (store, unlocked) = keys::unlock(
+        store,
+        &db.url,
+        db.encryption.key.as_ref().map(|k| k.expose()),
+        db.encryption.new_key.as_ref().map(|k| k.expose()),
+    )
+    .await?;
+    if let KeyOrigin::KeyFile {
+        path,
+        created: true,
+    } = &unlocked.origin
+    {
+        tracing::info!(
+            path = %path.display(),
+            key_id = %unlocked.active_key_id,
+            "created the encryption key file (readable by its owner only); back it up with the \
+             database: without it the signing secrets and custom header values cannot be read"
+        );
+    }
+    if unlocked.sealed_plain_values > 0 {
+        tracing::info!(
+            values = unlocked.sealed_plain_values,
+            key_id = %unlocked.active_key_id,
+            "encrypted the secrets stored before encryption at rest"
+        );
+    }
+    Ok((store, unlocked))
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::PrintSchema => {
@@ -86,12 +130,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(cfg) => serve(&cli.database, cfg).await,
         Command::Token(cmd) => token(&cli.database, cmd).await,
+        Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.database).await,
     }
 }
 
 async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
-    let store = open_store(db).await?;
+    // The port first: a port in use is the one line an operator sees, before any key work.
     let listener = app::bind(cfg.listen).await?;
+    let (store, unlocked) = open_store_with_keys(db).await?;
+    tracing::debug!(key_id = %unlocked.active_key_id, "secrets are encrypted at rest");
     let addr = listener.local_addr()?;
     let host = if addr.ip().is_unspecified() {
         format!("localhost:{}", addr.port())
@@ -114,6 +161,26 @@ async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn rotate_keys(db: &DatabaseConfig) -> anyhow::Result<()> {
+    let (store, unlocked) = open_store_with_keys(db).await?;
+    let new_key = db.encryption.new_key.as_ref().map(|k| k.expose());
+    let done = keys::rotate(&store, &Actor::cli(), &unlocked.origin, new_key)
+        .await
+        .context("the key rotation stopped; run it again to finish")?;
+    println!(
+        "Re-encrypted {} secrets of {} destinations: key id {} replaces {}.",
+        done.values, done.destinations, done.to_key_id, done.from_key_id
+    );
+    match done.key_file {
+        Some(path) => println!("The key file {} holds the new key alone.", path.display()),
+        None => println!(
+            "Now give every replica the new key as HERALD_ENCRYPTION_KEY and unset \
+             HERALD_NEW_ENCRYPTION_KEY."
+        ),
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -133,7 +200,8 @@ async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(db).await?;
     match cmd {
         TokenCommand::Create { name, role } => {
-            let (info, token) = tokens::create(store.db(), &name, role.into()).await?;
+            let (info, token) =
+                tokens::create(store.db(), &Actor::cli(), &name, role.into()).await?;
             println!(
                 "Created API token {:?} with role {}. It is shown only this once:",
                 info.name,
@@ -157,7 +225,7 @@ async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { name } => {
-            tokens::revoke(store.db(), &name).await?;
+            tokens::revoke(store.db(), &Actor::cli(), &name).await?;
             println!("revoked API token {name:?}");
         }
     }

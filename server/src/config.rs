@@ -2,11 +2,13 @@
 //! so that a bad value stops the program with one clear line before anything starts.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::dispatch::retry::{RetrySchedule, parse_duration};
+use crate::egress;
 
 /// Where the data lives; every subcommand reads the same settings.
 #[derive(Debug, Clone, Args)]
@@ -30,6 +32,57 @@ pub struct DatabaseConfig {
         global = true
     )]
     pub max_connections: u32,
+
+    #[command(flatten)]
+    pub encryption: EncryptionConfig,
+}
+
+/// The keys that encrypt signing secrets and custom header values at rest.
+#[derive(Debug, Clone, Args)]
+pub struct EncryptionConfig {
+    /// Base64 of 32 bytes (`openssl rand -base64 32`). Required on PostgreSQL, where every replica
+    /// needs the same key; on SQLite, without it Herald keeps a key file beside the database.
+    /// Prefer the variable: a flag shows in the process list.
+    #[arg(
+        long = "encryption-key",
+        env = "HERALD_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true,
+        value_parser = key_text
+    )]
+    pub key: Option<KeyText>,
+
+    /// During a key rotation: the next key, held beside the current one so that values sealed
+    /// under either open; `herald keys rotate` moves every secret to it.
+    #[arg(
+        long = "new-encryption-key",
+        env = "HERALD_NEW_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true,
+        value_parser = key_text
+    )]
+    pub new_key: Option<KeyText>,
+}
+
+/// A key as given. Clap takes it as it is and `Debug` hides it: it is parsed later, by code whose
+/// errors name the variable and never repeat the value (clap's own errors quote bad values).
+#[derive(Clone)]
+pub struct KeyText(String);
+
+impl KeyText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(<redacted>)")
+    }
+}
+
+fn key_text(s: &str) -> Result<KeyText, std::convert::Infallible> {
+    Ok(KeyText(s.to_owned()))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -74,6 +127,45 @@ pub struct DispatchConfig {
     /// Requests in flight at once to one destination, so one slow receiver cannot hold up the rest.
     #[arg(long, env = "HERALD_MAX_IN_FLIGHT_PER_DESTINATION", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_in_flight_per_destination: u32,
+
+    #[command(flatten)]
+    pub egress: EgressConfig,
+}
+
+/// Where outbound requests may go. By default Herald refuses loopback, private, link-local and
+/// every other non-public address (see `egress::ranges`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct EgressConfig {
+    /// Networks Herald may deliver to although they are not public, as comma-separated CIDRs,
+    /// e.g. `10.20.0.0/16,127.0.0.0/8`.
+    #[arg(long = "allow-networks", env = "HERALD_ALLOW_NETWORKS", value_parser = parse_networks, default_value = "")]
+    pub allow_networks: Networks,
+
+    /// Refuse plain-http destination URLs (when written and when sent).
+    #[arg(long = "require-https", env = "HERALD_REQUIRE_HTTPS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_https: bool,
+
+    /// A PEM file of CA certificates trusted beside the system's, for receivers behind a private
+    /// CA. Certificates are always verified.
+    #[arg(long = "ca-bundle", env = "HERALD_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// The parsed `HERALD_ALLOW_NETWORKS`.
+#[derive(Debug, Clone, Default)]
+pub struct Networks(pub Vec<ipnet::IpNet>);
+
+impl EgressConfig {
+    pub fn policy(&self) -> egress::Policy {
+        egress::Policy {
+            allow: self.allow_networks.0.clone(),
+            require_https: self.require_https,
+        }
+    }
+}
+
+fn parse_networks(s: &str) -> Result<Networks, String> {
+    egress::parse_networks(s).map(Networks)
 }
 
 impl Default for DispatchConfig {
@@ -86,6 +178,7 @@ impl Default for DispatchConfig {
             poll_interval: Duration::from_secs(1),
             max_in_flight: 512,
             max_in_flight_per_destination: 32,
+            egress: EgressConfig::default(),
         }
     }
 }

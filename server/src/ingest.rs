@@ -1,6 +1,6 @@
 //! Alerts in: a checked draft (the checks themselves are in `herald_domain::alert`, shared by
-//! `sendAlert`, `sendAlerts` and `POST /v1/alerts`) becomes what the store takes; then group commit. Concurrent calls queue here and are written together, in
-//! one transaction per group, so a thousand single-alert calls a second cost a few dozen commits,
+//! `sendAlert`, `sendAlerts` and `POST /v1/alerts`) becomes what the store takes; then group
+//! commit. Concurrent calls queue here and are written together, in one transaction per group, so a thousand single-alert calls a second cost a few dozen commits,
 //! not a thousand. Each call returns once its alert and deliveries are committed.
 
 use chrono::{SubsecRound, Utc};
@@ -31,6 +31,7 @@ pub fn incoming(draft: AlertDraft) -> Result<IncomingAlert, AlertInputError> {
             alert_type: Some(checked.payload.alert_type),
             destination_overrides: checked.destination_overrides,
             dynamic_destinations: checked.dynamic_destinations,
+            log_types: checked.log_types,
         },
         payload: checked.payload,
     })

@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod egress;
 pub mod graphql;
 pub mod http;
 pub mod ingest;

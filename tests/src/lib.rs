@@ -11,12 +11,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+mod hostile;
 mod node;
 mod receiver;
-pub use node::NodeReceiver;
+mod tls;
+pub use hostile::{HostileReceiver, Misbehaviour};
+pub use node::{NodeReceiver, introspection_query};
 pub use receiver::{Received, Receiver, Reply};
+pub use tls::TestCa;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// `HERALD_ALLOW_NETWORKS` for a server whose test receivers listen on loopback.
+pub const LOOPBACK_NETWORKS: &str = "127.0.0.0/8,::1/128";
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -223,6 +230,19 @@ impl PgCluster {
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
+}
+
+/// A fixed encryption key (`HERALD_ENCRYPTION_KEY`) for test servers on PostgreSQL, where Herald
+/// requires one; every test database is new, so one key for all of them is enough.
+pub fn test_encryption_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([0x42u8; 32])
+}
+
+/// A new random encryption key, as `openssl rand -base64 32` makes one.
+pub fn random_encryption_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
 
 /// The database a test runs on.

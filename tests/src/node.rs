@@ -16,7 +16,10 @@ static INSTALL: Mutex<()> = Mutex::new(());
 fn ensure_installed() {
     let _guard = INSTALL.lock().unwrap();
     let dir = receiver_dir();
-    if dir.join("node_modules/svix").exists() && dir.join("node_modules/standardwebhooks").exists()
+    let packages = ["svix", "standardwebhooks", "graphql", "graphql17"];
+    if packages
+        .iter()
+        .all(|p| dir.join("node_modules").join(p).exists())
     {
         return;
     }
@@ -26,6 +29,24 @@ fn ensure_installed() {
         .status()
         .expect("npm is on the PATH (Node.js 20)");
     assert!(status.success(), "npm ci in {} failed", dir.display());
+}
+
+/// graphql-js's `getIntrospectionQuery()` with every option on, as GraphiQL sends it; `package`
+/// is `graphql` (16, GraphiQL's) or `graphql17`.
+pub fn introspection_query(package: &str) -> String {
+    ensure_installed();
+    let out = Command::new("node")
+        .arg("introspection-query.js")
+        .arg(package)
+        .current_dir(receiver_dir())
+        .output()
+        .expect("node is on the PATH (Node.js 20)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 pub struct NodeReceiver {

@@ -115,15 +115,21 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
     resp
 }
 
+/// The shared record of a receiver and the app that fills it.
+fn recording_app() -> (Shared, Router) {
+    let shared = Shared {
+        script: Arc::default(),
+        received: Arc::default(),
+        arrived: Arc::new(Notify::new()),
+    };
+    let app = Router::new().fallback(handle).with_state(shared.clone());
+    (shared, app)
+}
+
 impl Receiver {
     /// Starts a receiver that answers 200 `ok` unless told otherwise.
     pub async fn start() -> Receiver {
-        let shared = Shared {
-            script: Arc::default(),
-            received: Arc::default(),
-            arrived: Arc::new(Notify::new()),
-        };
-        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let (shared, app) = recording_app();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -131,6 +137,41 @@ impl Receiver {
         });
         Receiver {
             url: format!("http://{addr}/hook"),
+            shared,
+            _server: server,
+        }
+    }
+
+    /// Like `start`, over HTTPS with a certificate that `ca` issued; the URL names `localhost`.
+    pub async fn start_tls(ca: &crate::TestCa) -> Receiver {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder;
+        use hyper_util::service::TowerToHyperService;
+
+        let (shared, app) = recording_app();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(ca.server.clone());
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake: nothing to serve.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            url: format!("https://localhost:{port}/hook"),
             shared,
             _server: server,
         }

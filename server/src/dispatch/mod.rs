@@ -19,6 +19,7 @@ pub use worker::outcome_of;
 use crate::config::DispatchConfig;
 use crate::store::Store;
 use crate::store::deliveries::Delivery;
+use crate::store::destinations::Destination;
 use client::{ClientError, WebhookClient};
 use retry::RetrySchedule;
 
@@ -30,14 +31,22 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(store: Store, config: DispatchConfig) -> Result<Self, ClientError> {
-        let client = WebhookClient::new(config.delivery_timeout)?;
+        let client = WebhookClient::new(config.delivery_timeout, &config.egress)?;
         let schedule = config
             .retry_schedule
             .clone()
             .unwrap_or_else(RetrySchedule::default_schedule);
         let (events, _) = broadcast::channel(4096);
+        let (destination_events, _) = broadcast::channel(256);
         Ok(Dispatcher {
-            inner: Arc::new(worker::Inner::new(store, config, schedule, client, events)),
+            inner: Arc::new(worker::Inner::new(
+                store,
+                config,
+                schedule,
+                client,
+                events,
+                destination_events,
+            )),
         })
     }
 
@@ -56,6 +65,16 @@ impl Dispatcher {
         self.inner.events.subscribe()
     }
 
+    /// Every destination change this process makes: an auto-disable, or a write through the API.
+    pub fn subscribe_destinations(&self) -> broadcast::Receiver<Destination> {
+        self.inner.destination_events.subscribe()
+    }
+
+    /// Streams a destination changed outside the dispatcher (an API write) to subscribers.
+    pub fn destination_changed(&self, d: Destination) {
+        let _ = self.inner.destination_events.send(d);
+    }
+
     /// Sends one delivery now, outside the queue, and waits until its single attempt is recorded
     /// (the synchronous test alert). The caller has leased the delivery to this worker.
     pub async fn attempt_now(
@@ -63,6 +82,11 @@ impl Dispatcher {
         claimed: crate::store::deliveries::Claimed,
     ) -> Result<Delivery, crate::store::StoreError> {
         worker::attempt_now(&self.inner, claimed).await
+    }
+
+    /// Where deliveries may go; the API refuses destination URLs this refuses.
+    pub fn egress(&self) -> &crate::egress::Policy {
+        self.inner.client.policy()
     }
 
     pub fn worker_id(&self) -> &str {

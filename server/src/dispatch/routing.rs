@@ -13,6 +13,8 @@ pub struct RouteTarget {
     pub enabled: bool,
     pub severity_mask: i32,
     pub alert_type_mask: i32,
+    /// The log types it receives; empty: every log type.
+    pub log_types: Vec<String>,
 }
 
 /// What an alert says about where it should go.
@@ -23,6 +25,9 @@ pub struct RoutingRequest {
     pub alert_type: Option<AlertType>,
     pub destination_overrides: Option<Vec<String>>,
     pub dynamic_destinations: Option<Vec<String>>,
+    /// The log types the alert came from; empty for alerts that have none (policies, system
+    /// errors), which pass every destination's log-type filter.
+    pub log_types: Vec<String>,
 }
 
 /// The override value that sends an alert nowhere.
@@ -38,8 +43,9 @@ pub struct Routed {
 
 /// Panther's precedence: `["SKIP"]` overrides send nowhere; then dynamic destinations if any of
 /// them exists; then the static overrides if any exists; then every destination whose severities
-/// hold the effective severity and whose alert types hold the alert's type. Disabled destinations
-/// receive nothing.
+/// hold the effective severity, whose alert types hold the alert's type and whose log types (if
+/// it has any) include one the alert names (if it names any). The explicit tiers bypass those
+/// filters. Disabled destinations receive nothing.
 pub fn route(req: &RoutingRequest, targets: &[RouteTarget]) -> Routed {
     let mut out = Routed::default();
     if req
@@ -96,10 +102,18 @@ pub fn route(req: &RoutingRequest, targets: &[RouteTarget]) -> Routed {
             t.enabled
                 && t.severity_mask & severity.bit() != 0
                 && t.alert_type_mask & alert_type.bit() != 0
+                && accepts_log_types(&t.log_types, &req.log_types)
         })
         .map(|t| t.id.clone())
         .collect();
     out
+}
+
+/// Panther's rule: a destination with log types takes an alert only if the alert names one of
+/// them; a destination without takes every log type, and an alert that names none passes.
+/// Names compare exactly, as Panther's log type names are case-sensitive identifiers.
+pub fn accepts_log_types(destination: &[String], alert: &[String]) -> bool {
+    destination.is_empty() || alert.is_empty() || alert.iter().any(|l| destination.contains(l))
 }
 
 #[cfg(test)]
@@ -118,7 +132,134 @@ mod tests {
             enabled,
             severity_mask: Severity::mask_of(severities),
             alert_type_mask: AlertType::mask_of(types),
+            log_types: Vec::new(),
         }
+    }
+
+    fn with_log_types(mut t: RouteTarget, log_types: &[&str]) -> RouteTarget {
+        t.log_types = log_types.iter().map(|s| s.to_string()).collect();
+        t
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// "cloud" takes CloudTrail and S3 logs, "okta" only Okta's, "any" every log type; "off"
+    /// would take CloudTrail but is disabled.
+    fn log_fleet() -> Vec<RouteTarget> {
+        vec![
+            with_log_types(
+                target("cloud", Severity::ALL, AlertType::ALL, true),
+                &["AWS.CloudTrail", "AWS.S3ServerAccess"],
+            ),
+            with_log_types(
+                target("okta", Severity::ALL, AlertType::ALL, true),
+                &["Okta.SystemLog"],
+            ),
+            target("any", Severity::ALL, AlertType::ALL, true),
+            with_log_types(
+                target("high-cloud", &[Severity::High], AlertType::ALL, true),
+                &["AWS.CloudTrail"],
+            ),
+            with_log_types(
+                target("off", Severity::ALL, AlertType::ALL, false),
+                &["AWS.CloudTrail"],
+            ),
+        ]
+    }
+
+    #[test]
+    fn severity_tier_filters_by_log_type() {
+        let route_logs = |logs: &[&str], severity| {
+            route(
+                &RoutingRequest {
+                    severity: Some(severity),
+                    log_types: names(logs),
+                    ..Default::default()
+                },
+                &log_fleet(),
+            )
+            .destinations
+        };
+        assert_eq!(
+            route_logs(&["AWS.CloudTrail"], Severity::High),
+            ["cloud", "any", "high-cloud"]
+        );
+        assert_eq!(
+            route_logs(&["AWS.CloudTrail"], Severity::Low),
+            ["cloud", "any"]
+        );
+        assert_eq!(
+            route_logs(&["Okta.SystemLog"], Severity::High),
+            ["okta", "any"]
+        );
+        // One match among several names is enough.
+        assert_eq!(
+            route_logs(&["GitHub.Audit", "AWS.S3ServerAccess"], Severity::Low),
+            ["cloud", "any"]
+        );
+        // A log type no destination lists reaches only those without log types.
+        assert_eq!(route_logs(&["GitHub.Audit"], Severity::High), ["any"]);
+        // Exact names: a different case is a different log type.
+        assert_eq!(route_logs(&["aws.cloudtrail"], Severity::High), ["any"]);
+        // An alert that names none (a policy, a system error) passes every log-type filter.
+        assert_eq!(
+            route_logs(&[], Severity::High),
+            ["cloud", "okta", "any", "high-cloud"]
+        );
+    }
+
+    #[test]
+    fn explicit_tiers_bypass_the_log_type_filter() {
+        let base = RoutingRequest {
+            severity: Some(Severity::Low),
+            log_types: names(&["GitHub.Audit"]),
+            ..Default::default()
+        };
+        let r = route(
+            &RoutingRequest {
+                dynamic_destinations: ids(&["okta", "high-cloud"]),
+                ..base.clone()
+            },
+            &log_fleet(),
+        );
+        assert_eq!(r.destinations, ["okta", "high-cloud"]);
+        let r = route(
+            &RoutingRequest {
+                destination_overrides: ids(&["cloud"]),
+                ..base.clone()
+            },
+            &log_fleet(),
+        );
+        assert_eq!(r.destinations, ["cloud"]);
+        // A disabled destination stays disabled whatever its log types.
+        let r = route(
+            &RoutingRequest {
+                destination_overrides: ids(&["off"]),
+                ..base.clone()
+            },
+            &log_fleet(),
+        );
+        assert!(r.destinations.is_empty());
+        // SKIP still sends nowhere, and a tier whose ids are all unknown falls back to the
+        // filtered severity tier.
+        let r = route(
+            &RoutingRequest {
+                destination_overrides: ids(&["SKIP"]),
+                ..base.clone()
+            },
+            &log_fleet(),
+        );
+        assert!(r.destinations.is_empty());
+        let r = route(
+            &RoutingRequest {
+                dynamic_destinations: ids(&["gone"]),
+                ..base
+            },
+            &log_fleet(),
+        );
+        assert_eq!(r.destinations, ["any"]);
     }
 
     fn fleet() -> Vec<RouteTarget> {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,8 @@ pub(super) struct Inner {
     pub schedule: RetrySchedule,
     pub client: WebhookClient,
     pub events: broadcast::Sender<Delivery>,
+    /// Destinations as they change: auto-disabled here, or written through the API.
+    pub destination_events: broadcast::Sender<Destination>,
     pub wake: Notify,
     /// This process's name on the leases it takes.
     pub worker_id: String,
@@ -56,8 +59,10 @@ impl Inner {
         schedule: RetrySchedule,
         client: WebhookClient,
         events: broadcast::Sender<Delivery>,
+        destination_events: broadcast::Sender<Destination>,
     ) -> Self {
         Inner {
+            destination_events,
             global: Arc::new(Semaphore::new(config.max_in_flight as usize)),
             store,
             config,
@@ -160,7 +165,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             continue;
         }
         let skip = inner.saturated_destinations();
-        let claimed = match deliveries::claim_due(
+        let claim = match deliveries::claim_due(
             inner.store.db(),
             &inner.worker_id,
             free,
@@ -180,8 +185,9 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 continue;
             }
         };
+        let claimed = claim.claimed;
         if claimed.is_empty() {
-            idle(&inner, &shutdown).await;
+            idle(&inner, &shutdown, claim.throttled_until).await;
             continue;
         }
         let ids: Vec<String> = claimed
@@ -191,7 +197,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             .into_iter()
             .collect();
         let targets: HashMap<String, Arc<Destination>> =
-            match destinations::get_many(inner.store.db(), &ids).await {
+            match destinations::get_many(inner.store.db(), inner.store.secrets(), &ids).await {
                 Ok(list) => list
                     .into_iter()
                     .map(|d| (d.id.clone(), Arc::new(d)))
@@ -226,20 +232,24 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
 }
 
 /// Sleeps until woken, until the next delivery falls due, or for the poll interval, whichever
-/// comes first.
-async fn idle(inner: &Inner, shutdown: &CancellationToken) {
+/// comes first; when a rate-limited destination was left out of the claim, no longer than until
+/// its next token.
+async fn idle(inner: &Inner, shutdown: &CancellationToken, throttled_until: Option<DateTime<Utc>>) {
     let poll = inner.config.poll_interval;
     let wait = match deliveries::next_due(inner.store.db()).await {
         Ok(Some(t)) => (t - now()).to_std().unwrap_or(Duration::ZERO).min(poll),
         _ => poll,
     };
     if wait.is_zero() {
-        // Due rows exist but none could be claimed (their destinations are saturated or
-        // disabled): wait for capacity or news rather than spin.
+        // Due rows exist but none could be claimed (their destinations are saturated, disabled
+        // or over their rate): wait for capacity, news or a token rather than spin.
+        let nap = throttled_until.map_or(poll, |t| {
+            (t - now()).to_std().unwrap_or(Duration::ZERO).min(poll)
+        });
         tokio::select! {
             _ = inner.capacity_freed.notified() => {}
             _ = inner.wake.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(nap) => {}
             _ = shutdown.cancelled() => {}
         }
         return;
@@ -284,8 +294,12 @@ async fn destination_gone(inner: &Inner, d: &Delivery) {
 }
 
 pub(super) async fn attempt_now(inner: &Inner, claimed: Claimed) -> Result<Delivery, StoreError> {
-    let Some(target) =
-        destinations::get(inner.store.db(), &claimed.delivery.destination_id).await?
+    let Some(target) = destinations::get(
+        inner.store.db(),
+        inner.store.secrets(),
+        &claimed.delivery.destination_id,
+    )
+    .await?
     else {
         return Err(StoreError::NotFound {
             kind: "destination",
@@ -322,12 +336,12 @@ async fn attempt(inner: &Inner, claimed: &Claimed, target: &Destination) -> Outc
     let d = &claimed.delivery;
     let at = now();
     let timestamp = at.timestamp();
-    let mut headers: Vec<(String, String)> = target
+    let custom_headers: Vec<(String, String)> = target
         .custom_headers
         .iter()
         .map(|h| (h.name.clone(), h.value.clone()))
         .collect();
-    headers.push(("webhook-id".into(), d.webhook_id.clone()));
+    let mut headers = vec![("webhook-id".to_owned(), d.webhook_id.clone())];
     headers.push(("webhook-timestamp".into(), timestamp.to_string()));
     match signing::signature_header(
         &live_secrets(target, at),
@@ -344,6 +358,7 @@ async fn attempt(inner: &Inner, claimed: &Claimed, target: &Destination) -> Outc
         .client
         .send(WebhookRequest {
             url: target.url.clone(),
+            custom_headers,
             headers,
             body: claimed.body.clone().into_bytes(),
         })
@@ -420,6 +435,8 @@ pub fn outcome_of(
             response_truncated: r.truncated,
             response_headers: r.headers.clone(),
             error: r.error.clone(),
+            url: Some(r.url.clone()),
+            request_headers: Some(Value::Object(r.request_headers.clone())),
         },
         state,
         next_attempt_at,
@@ -444,8 +461,22 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
                 Err(e) => tracing::error!(error = %e, "cannot record delivery attempts; retrying"),
             }
         }
+        let written = written.unwrap_or_default();
+        if !written.disabled.is_empty() {
+            tracing::warn!(destinations = ?written.disabled, "destinations auto-disabled after consecutive failed deliveries");
+            match destinations::get_many(inner.store.db(), inner.store.secrets(), &written.disabled)
+                .await
+            {
+                Ok(list) => {
+                    for d in list {
+                        let _ = inner.destination_events.send(d);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot load auto-disabled destinations"),
+            }
+        }
         let updated: HashMap<String, Delivery> = written
-            .unwrap_or_default()
+            .deliveries
             .into_iter()
             .map(|d| (d.id.clone(), d))
             .collect();

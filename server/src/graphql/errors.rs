@@ -4,7 +4,12 @@
 //! into an error without extensions, and this way the only conversion is ours, which sets `code`
 //! (and `field`) and keeps internal details out of responses.
 
-use async_graphql::ErrorExtensions;
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextResolve, NextValidation, ResolveInfo,
+};
+use async_graphql::{ErrorExtensions, ServerError, ServerResult, ValidationResult, Value};
 use herald_domain::ValidationError;
 
 use crate::store::StoreError;
@@ -91,3 +96,74 @@ impl From<ApiError> for async_graphql::Error {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Gives async-graphql's own argument errors our shape: `code: BAD_USER_INPUT` and `field` naming
+/// the argument. Without it, a value a scalar cannot parse (`since: "yesterday"`) or a literal the
+/// validator rejects would come back with no code at all, and clients could not tell it from a
+/// server fault.
+pub(super) struct ArgumentErrors;
+
+impl ExtensionFactory for ArgumentErrors {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ArgumentErrors)
+    }
+}
+
+fn mark_bad_input(err: &mut ServerError, field: &str) {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    ext.set("code", "BAD_USER_INPUT");
+    ext.set("field", field);
+}
+
+fn has_code(err: &ServerError) -> bool {
+    err.extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some())
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ArgumentErrors {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|mut errors| {
+            for err in errors.iter_mut().filter(|e| !has_code(e)) {
+                // The validator's wording: `Invalid value for argument "name", <reason>` (a
+                // nested path like "input.url" names the input field).
+                let name = err
+                    .message
+                    .strip_prefix("Invalid value for argument \"")
+                    .and_then(|rest| rest.split_once('"'))
+                    .map(|(name, _)| name.to_owned());
+                if let Some(name) = name {
+                    mark_bad_input(err, &name);
+                }
+            }
+            errors
+        })
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let field = info.field;
+        next.run(ctx, info).await.map_err(|mut err| {
+            // A value that failed to parse is reported at the argument value's position.
+            if !has_code(&err) {
+                let argument = field
+                    .arguments
+                    .iter()
+                    .find(|(_, value)| err.locations.contains(&value.pos));
+                if let Some((name, _)) = argument {
+                    mark_bad_input(&mut err, name.node.as_str());
+                }
+            }
+            err
+        })
+    }
+}

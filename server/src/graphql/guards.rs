@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
 };
-use async_graphql::{PathSegment, ServerError, ServerResult, Value};
+use async_graphql::{Context, Guard, PathSegment, ServerError, ServerResult, Value};
 
 use super::ApiError;
 use crate::store::tokens::Role;
@@ -20,6 +20,23 @@ pub struct Principal {
 impl Principal {
     pub fn sees_secrets(&self) -> bool {
         self.role == Role::Admin
+    }
+}
+
+/// Lets only ADMIN tokens resolve a field; viewers get `FORBIDDEN`. For queries that show what
+/// viewers may not see (the audit trail).
+pub(super) struct AdminOnly;
+
+impl Guard for AdminOnly {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let admin = ctx
+            .data_opt::<Principal>()
+            .is_some_and(|p| p.role == Role::Admin);
+        if admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden.into())
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod errors;
 mod guards;
+pub mod limits;
 mod mutation;
 mod query;
 mod subscription;
@@ -22,10 +23,6 @@ use crate::store::Store;
 
 pub type HeraldSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Queries nest at most this deep; generous for the API's shapes, fatal for abusive ones.
-const MAX_DEPTH: usize = 12;
-const MAX_COMPLEXITY: usize = 5_000;
-
 pub fn build_schema(store: Store, dispatcher: Dispatcher, ingest: Ingest) -> HeraldSchema {
     Schema::build(
         QueryRoot::default(),
@@ -36,8 +33,9 @@ pub fn build_schema(store: Store, dispatcher: Dispatcher, ingest: Ingest) -> Her
     .data(dispatcher)
     .data(ingest)
     .extension(guards::MutationsNeedAdmin)
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
+    .extension(errors::ArgumentErrors)
+    // Depth, complexity, aliases and document size, each refused with its name and value.
+    .extension(limits::QueryLimits)
     .finish()
 }
 

@@ -1,12 +1,13 @@
-//! Live updates: every delivery change this process records, over graphql-transport-ws at
-//! `/graphql/ws`. Each replica streams the changes it makes itself.
+//! Live updates: every delivery change this process records, and every destination change it makes
+//! (an auto-disable, an API write), over graphql-transport-ws at `/graphql/ws`. Each replica
+//! streams the changes it makes itself.
 
 use async_graphql::{Context, ID, Subscription};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::dispatch::Dispatcher;
-use crate::graphql::types::Delivery;
+use crate::graphql::types::{Delivery, Destination};
 
 #[derive(Default)]
 pub struct SubscriptionRoot;
@@ -38,6 +39,32 @@ impl SubscriptionRoot {
                             }
                         }
                         // A slow subscriber misses some updates rather than holding up delivery.
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        })
+    }
+
+    /// A destination each time it changes: Herald auto-disabled it, or someone updated it through
+    /// the API. Optionally only the destination with this id.
+    async fn destination_updated(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+    ) -> impl Stream<Item = Destination> + use<> {
+        let rx = ctx.data_unchecked::<Dispatcher>().subscribe_destinations();
+        futures::stream::unfold(rx, move |mut rx| {
+            let id = id.clone();
+            async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(d) => {
+                            if id.as_ref().is_none_or(|id| **id == d.id) {
+                                return Some((Destination(d), rx));
+                            }
+                        }
                         Err(RecvError::Lagged(_)) => continue,
                         Err(RecvError::Closed) => return None,
                     }

@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::audit::{self, Action, Actor};
 use super::deliveries::{self, Delivery, INSERT_CHUNK};
 use super::entities::{alert, delivery, destination};
 use super::error::is_unique_violation;
@@ -30,6 +31,18 @@ pub struct Alert {
     pub received_at: DateTime<Utc>,
     /// The exact JSON body sent to destinations.
     pub body: String,
+    /// The log types it names; empty when none.
+    pub log_types: Vec<String>,
+}
+
+/// A JSON list of log type names from a row; `what` names the row for the error.
+pub(crate) fn parse_log_types(json: &str, what: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|_| StoreError::Corrupt(format!("log types of {what} are not a JSON list")))
+}
+
+pub(crate) fn log_types_json(names: &[String]) -> String {
+    serde_json::to_string(names).expect("a list of strings serializes")
 }
 
 impl TryFrom<alert::Model> for Alert {
@@ -44,6 +57,7 @@ impl TryFrom<alert::Model> for Alert {
                 .alert_type
                 .parse()
                 .map_err(|e| StoreError::Corrupt(format!("alert {}: {e}", m.id)))?,
+            log_types: parse_log_types(&m.log_types, &format!("alert {}", m.id))?,
             id: m.id,
             detection_id: m.detection_id,
             title: m.title,
@@ -89,7 +103,7 @@ async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget
     if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         select = select.lock_shared();
     }
-    Ok(select
+    select
         .select_only()
         .columns([
             destination::Column::Id,
@@ -97,22 +111,26 @@ async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget
             destination::Column::Enabled,
             destination::Column::SeverityMask,
             destination::Column::AlertTypeMask,
+            destination::Column::LogTypes,
         ])
         .order_by_asc(destination::Column::Id)
-        .into_tuple::<(String, String, bool, i32, i32)>()
+        .into_tuple::<(String, String, bool, i32, i32, String)>()
         .all(conn)
         .await?
         .into_iter()
         .map(
-            |(id, display_name, enabled, severity_mask, alert_type_mask)| RouteTarget {
-                id,
-                display_name,
-                enabled,
-                severity_mask,
-                alert_type_mask,
+            |(id, display_name, enabled, severity_mask, alert_type_mask, log_types)| {
+                Ok(RouteTarget {
+                    log_types: parse_log_types(&log_types, &format!("destination {id}"))?,
+                    id,
+                    display_name,
+                    enabled,
+                    severity_mask,
+                    alert_type_mask,
+                })
             },
         )
-        .collect())
+        .collect()
 }
 
 /// Accepts a batch of alerts in one transaction: routes each, stores it with its deliveries, and
@@ -181,6 +199,7 @@ async fn accept_once(
             received_at: Set(at),
             body: Set(p.to_bytes()),
             routing: Set(serde_json::to_string(&stored).expect("routing serializes")),
+            log_types: Set(log_types_json(&incoming.routing.log_types)),
         };
         let mut accepted = Accepted {
             alert: Alert::try_from(row.clone().try_into_model()?)?,
@@ -253,8 +272,10 @@ async fn load_accepted(
 
 /// Stores an alert with no routing (the synchronous test alert) and its one delivery, already
 /// leased to `worker`: the caller sends it at once, and the queue must not send it as well.
+/// Recorded as `alert.test_sent` on the destination.
 pub async fn insert_test(
     db: &DatabaseConnection,
+    actor: &Actor,
     payload: &PantherPayload,
     destination_id: &str,
     label: &str,
@@ -273,9 +294,13 @@ pub async fn insert_test(
         received_at: Set(at),
         body: Set(payload.to_bytes()),
         routing: Set(serde_json::to_string(&StoredRouting::default()).expect("serializes")),
+        log_types: Set(log_types_json(&[])),
     })
     .exec_with_returning(&txn)
     .await?;
+    // The test alert goes at once whatever the destination's rate limit, but it counts: the
+    // receiver sees it like any other request.
+    super::destinations::draw_unconditional(&txn, destination_id, at).await?;
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     let mut row = deliveries::new_row(
         &payload.alert_id,
@@ -292,6 +317,14 @@ pub async fn insert_test(
     let delivery = delivery::Entity::insert(row)
         .exec_with_returning(&txn)
         .await?;
+    audit::record(
+        &txn,
+        actor,
+        Action::AlertTestSent,
+        Some(destination_id),
+        &[],
+    )
+    .await?;
     txn.commit().await?;
     Ok((Alert::try_from(model)?, Delivery::try_from(delivery)?))
 }
@@ -302,6 +335,16 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Alert>,
         .await?
         .map(Alert::try_from)
         .transpose()
+}
+
+/// An alert's body alone: the exact bytes every delivery of it signs and sends.
+pub async fn body(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(alert::Entity::find_by_id(id.to_owned())
+        .select_only()
+        .column(alert::Column::Body)
+        .into_tuple::<String>()
+        .one(conn)
+        .await?)
 }
 
 /// Newest first. The cursor is `<received_at>|<id>`.

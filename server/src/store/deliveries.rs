@@ -1,6 +1,7 @@
 //! Deliveries and their attempts: the queue. A delivery row carries its state, the time of its next
 //! attempt and a lease; workers claim due rows in batches and write results back in batches.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,9 @@ use sea_orm::{
 };
 use serde_json::Value as Json;
 
+use super::audit::{self, Action, Actor};
 use super::entities::{alert, delivery, delivery_attempt, destination};
+use super::rate_limit::Bucket;
 use super::{Page, StoreError, ids, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,6 +117,10 @@ pub struct Attempt {
     pub response_truncated: bool,
     pub response_headers: Option<Json>,
     pub error: Option<String>,
+    /// The URL used; a destination's URL can change between attempts.
+    pub url: Option<String>,
+    /// The request headers by lower-case name, custom header values already masked.
+    pub request_headers: Option<Json>,
 }
 
 impl From<delivery_attempt::Model> for Attempt {
@@ -129,6 +136,10 @@ impl From<delivery_attempt::Model> for Attempt {
                 .response_headers
                 .and_then(|h| serde_json::from_str(&h).ok()),
             error: m.error,
+            url: m.url,
+            request_headers: m
+                .request_headers
+                .and_then(|h| serde_json::from_str(&h).ok()),
         }
     }
 }
@@ -296,9 +307,33 @@ pub struct Claimed {
     pub body: String,
 }
 
+/// What a claim took, and when a rate-limited destination it had to leave out next has a token:
+/// an idle worker need not look again before then for that destination's sake.
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub claimed: Vec<Claimed>,
+    pub throttled_until: Option<DateTime<Utc>>,
+}
+
+/// A rate-limited destination's id, limit and bucket (tokens left, when).
+type LimitedRow = (String, Option<i32>, Option<f64>, Option<DateTime<Utc>>);
+
+/// A destination that may take work in this claim, and how much at most.
+struct Eligible {
+    id: String,
+    cap: usize,
+}
+
 /// Claims up to `limit` due deliveries for `worker`, at most `per_destination` of them for any one
 /// destination, skipping destinations in `skip_destinations` (those already at their in-flight
 /// bound) and disabled destinations, whose deliveries wait.
+///
+/// A rate-limited destination gets no more than its token bucket holds (`store::rate_limit`),
+/// and the tokens are taken in this transaction: the bucket is in the destination's row, which
+/// PostgreSQL locks FOR UPDATE here (SQLite has one writer), so replicas claiming side by side
+/// draw from one bucket and the limit holds for the destination as a whole. Its deliveries over
+/// the rate are simply not claimed: they stay due, unattempted, and other destinations' claims
+/// go on around them.
 ///
 /// The lease is the next attempt time itself: a claimed row's `next_attempt_at` moves to the end
 /// of the lease, so a worker that dies simply leaves rows that fall due again when the lease
@@ -310,25 +345,77 @@ pub async fn claim_due(
     per_destination: usize,
     lease: Duration,
     skip_destinations: &[String],
-) -> Result<Vec<Claimed>, StoreError> {
+) -> Result<Claim, StoreError> {
     let backend = db.get_database_backend();
     let at = now();
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     let txn = super::begin_write(db).await?;
-    let enabled: Vec<String> = destination::Entity::find()
+    let unlimited: Vec<String> = destination::Entity::find()
         .select_only()
         .column(destination::Column::Id)
         .filter(destination::Column::Enabled.eq(true))
+        .filter(destination::Column::RateLimitPerMinute.is_null())
         .into_tuple::<String>()
         .all(&txn)
         .await?;
-    let eligible: Vec<&String> = enabled
-        .iter()
+    let mut limited_query = destination::Entity::find()
+        .select_only()
+        .columns([
+            destination::Column::Id,
+            destination::Column::RateLimitPerMinute,
+            destination::Column::RateTokens,
+            destination::Column::RateRefilledAt,
+        ])
+        .filter(destination::Column::Enabled.eq(true))
+        .filter(destination::Column::RateLimitPerMinute.is_not_null())
+        // Locked in id order, the order alert transactions take their FOR SHARE locks in, so
+        // the two never wait on each other in a cycle.
+        .order_by_asc(destination::Column::Id);
+    if backend == DatabaseBackend::Postgres {
+        // Waits for another replica's claim of the same destinations, then reads the bucket as
+        // that claim left it.
+        limited_query = limited_query.lock_exclusive();
+    }
+    let limited: Vec<LimitedRow> = limited_query.into_tuple().all(&txn).await?;
+    let mut throttled_until: Option<DateTime<Utc>> = None;
+    let mut buckets: HashMap<String, (Bucket, f64)> = HashMap::new();
+    let mut eligible: Vec<Eligible> = Vec::new();
+    for (id, per_minute, tokens, refilled_at) in limited {
+        if skip_destinations.contains(&id) {
+            continue;
+        }
+        let bucket = Bucket::new(per_minute.unwrap_or(1));
+        let available = bucket.available(tokens, refilled_at, at);
+        let budget = Bucket::budget(available);
+        if budget == 0 {
+            let next = bucket.next_token_at(available, at);
+            throttled_until = Some(throttled_until.map_or(next, |t| t.min(next)));
+            continue;
+        }
+        eligible.push(Eligible {
+            id: id.clone(),
+            cap: budget.min(per_destination),
+        });
+        buckets.insert(id, (bucket, available));
+    }
+    let limited_arms = eligible.len();
+    let unlimited: Vec<String> = unlimited
+        .into_iter()
         .filter(|d| !skip_destinations.contains(d))
         .collect();
-    if eligible.is_empty() {
+    let list_unlimited = limited_arms + unlimited.len() <= MAX_CLAIM_LIST;
+    if list_unlimited {
+        eligible.extend(unlimited.iter().map(|id| Eligible {
+            id: id.clone(),
+            cap: per_destination,
+        }));
+    }
+    if eligible.is_empty() && (list_unlimited || unlimited.is_empty()) {
         txn.commit().await?;
-        return Ok(Vec::new());
+        return Ok(Claim {
+            claimed: Vec::new(),
+            throttled_until,
+        });
     }
     // $1 worker, $2 lease end, $3 now, $4 how many, $5 how many per destination.
     let mut values: Vec<Value> = vec![
@@ -345,30 +432,33 @@ pub async fn claim_due(
     } else {
         ""
     };
-    let due = if eligible.len() <= MAX_CLAIM_LIST {
-        // One short index range per destination that may take work, each cut at what that
-        // destination may have in flight. Excluding the saturated ones instead would make every
-        // claim step over all of their due rows (with one busy receiver and a deep backlog, that
-        // scan was the dispatcher's main cost), and one claim could fill the process with a single
-        // slow destination's work.
-        let arms: Vec<String> = eligible
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                values.push(Value::from(d.as_str()));
-                format!(
-                    "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
-                     WHERE destination_id = ${} AND state IN {OPEN_STATES} AND next_attempt_at <= $3 \
-                     ORDER BY next_attempt_at LIMIT $5 {lock}) AS d{i}",
-                    values.len()
-                )
-            })
-            .collect();
-        format!(
-            "SELECT id FROM ({}) AS due ORDER BY next_attempt_at LIMIT $4",
-            arms.join(" UNION ALL ")
-        )
-    } else {
+    // One short index range per destination that may take work, each cut at what that
+    // destination may have in flight (and, when rate-limited, at its tokens). Excluding the
+    // saturated ones instead would make every claim step over all of their due rows (with one
+    // busy receiver and a deep backlog, that scan was the dispatcher's main cost), and one claim
+    // could fill the process with a single slow destination's work.
+    let mut arms: Vec<String> = eligible
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            values.push(Value::from(d.id.as_str()));
+            let id_param = values.len();
+            let cap_param = if d.cap == per_destination {
+                5
+            } else {
+                values.push((d.cap as i64).into());
+                values.len()
+            };
+            format!(
+                "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
+                 WHERE destination_id = ${id_param} AND state IN {OPEN_STATES} AND next_attempt_at <= $3 \
+                 ORDER BY next_attempt_at LIMIT ${cap_param} {lock}) AS d{i}"
+            )
+        })
+        .collect();
+    if !list_unlimited {
+        // Too many destinations to name: the unlimited ones are claimed by exclusion, leaving out
+        // the saturated, the disabled and the rate-limited (which have their own arms above).
         let placeholders: Vec<String> = skip_destinations
             .iter()
             .map(|d| {
@@ -381,12 +471,18 @@ pub async fn claim_due(
         } else {
             format!("AND destination_id NOT IN ({})", placeholders.join(", "))
         };
-        format!(
-            "SELECT id FROM deliveries WHERE state IN {OPEN_STATES} AND next_attempt_at <= $3 {skip} \
-             AND destination_id NOT IN (SELECT id FROM destinations WHERE enabled = false) \
-             ORDER BY next_attempt_at LIMIT $4 {lock}"
-        )
-    };
+        arms.push(format!(
+            "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
+             WHERE state IN {OPEN_STATES} AND next_attempt_at <= $3 {skip} \
+             AND destination_id NOT IN (SELECT id FROM destinations \
+               WHERE enabled = false OR rate_limit_per_minute IS NOT NULL) \
+             ORDER BY next_attempt_at LIMIT $4 {lock}) AS rest"
+        ));
+    }
+    let due = format!(
+        "SELECT id FROM ({}) AS due ORDER BY next_attempt_at LIMIT $4",
+        arms.join(" UNION ALL ")
+    );
     let sql = format!(
         "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2, next_attempt_at = $2 \
          WHERE id IN ({due}) RETURNING *"
@@ -395,9 +491,35 @@ pub async fn claim_due(
         delivery::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
             .all(&txn)
             .await?;
+    if !buckets.is_empty() {
+        let mut taken: HashMap<&str, usize> = HashMap::new();
+        for m in &claimed {
+            if buckets.contains_key(&m.destination_id) {
+                *taken.entry(m.destination_id.as_str()).or_default() += 1;
+            }
+        }
+        for (id, n) in taken {
+            let (bucket, available) = buckets[id];
+            let left = available - n as f64;
+            if left < 1.0 {
+                // It may well have more due: look again when its next token is there.
+                let next = bucket.next_token_at(left, at);
+                throttled_until = Some(throttled_until.map_or(next, |t| t.min(next)));
+            }
+            destination::Entity::update_many()
+                .col_expr(destination::Column::RateTokens, Expr::value(left))
+                .col_expr(destination::Column::RateRefilledAt, Expr::value(at))
+                .filter(destination::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+        }
+    }
     if claimed.is_empty() {
         txn.commit().await?;
-        return Ok(Vec::new());
+        return Ok(Claim {
+            claimed: Vec::new(),
+            throttled_until,
+        });
     }
     let alert_ids: Vec<String> = claimed.iter().map(|d| d.alert_id.clone()).collect();
     let bodies: std::collections::HashMap<String, String> = alert::Entity::find()
@@ -411,7 +533,7 @@ pub async fn claim_due(
         .into_iter()
         .collect();
     txn.commit().await?;
-    claimed
+    let claimed = claimed
         .into_iter()
         .map(|m| {
             let body = bodies
@@ -423,7 +545,11 @@ pub async fn claim_due(
                 body,
             })
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Claim {
+        claimed,
+        throttled_until,
+    })
 }
 
 /// The earliest time any unfinished delivery falls due, so an idle worker knows how long to sleep.
@@ -462,9 +588,18 @@ pub struct Outcome {
     pub message: String,
 }
 
+/// What a batch of results did: the deliveries as they now stand, and the destinations that it
+/// auto-disabled.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub deliveries: Vec<Delivery>,
+    pub disabled: Vec<String>,
+}
+
 /// Writes a batch of attempt results in one transaction. A result whose lease was lost meanwhile
 /// (the destination was deleted, or the lease expired and another worker took over) is dropped.
-/// Returns the deliveries as they now stand.
+/// The same transaction keeps each destination's count of consecutive failed deliveries and
+/// auto-disables those that reach their threshold (see [`count_failures`]).
 ///
 /// One `UPDATE … FROM (VALUES …)` per chunk rather than one statement per delivery: on SQLite every
 /// statement is a round trip to the connection's thread, and that, not SQLite, was the cost.
@@ -472,9 +607,9 @@ pub async fn record_outcomes(
     db: &DatabaseConnection,
     worker: &str,
     outcomes: &[Outcome],
-) -> Result<Vec<Delivery>, StoreError> {
+) -> Result<Recorded, StoreError> {
     if outcomes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Recorded::default());
     }
     let backend = db.get_database_backend();
     let txn = super::begin_write(db).await?;
@@ -543,6 +678,8 @@ pub async fn record_outcomes(
                 response_truncated: Set(a.response_truncated),
                 response_headers: Set(a.response_headers.as_ref().map(Json::to_string)),
                 error: Set(a.error.clone()),
+                url: Set(a.url.clone()),
+                request_headers: Set(a.request_headers.as_ref().map(Json::to_string)),
                 ..Default::default()
             }
         })
@@ -560,8 +697,168 @@ pub async fn record_outcomes(
             .exec_without_returning(&txn)
             .await?;
     }
+    let disabled = count_failures(&txn, outcomes, &updated, at).await?;
     txn.commit().await?;
-    updated.into_iter().map(Delivery::try_from).collect()
+    Ok(Recorded {
+        deliveries: updated
+            .into_iter()
+            .map(Delivery::try_from)
+            .collect::<Result<_, _>>()?,
+        disabled,
+    })
+}
+
+/// One destination's share of a batch, in the order the results arrived.
+#[derive(Default)]
+struct Tally {
+    /// A delivery succeeded: the count starts again from the failures after it.
+    reset: bool,
+    /// Deliveries that ended FAILED after the last success in the batch (or all of them).
+    failures: i32,
+    /// The message of the last of them, for the reason.
+    last: String,
+}
+
+/// The longest part of a failure message quoted in `disabledReason`: a receiver's error page can be
+/// large, and the reason is for a person to read at a glance.
+const REASON_MESSAGE_CHARS: usize = 300;
+
+/// Keeps each destination's count of consecutive FAILED deliveries (test alerts aside; a success
+/// resets it) and disables the destinations that reach `auto_disable_after_failures`. Returns
+/// their ids.
+///
+/// The count is added to in SQL (`consecutive_failures + n`) inside the transaction that records
+/// the results, so several results for one destination in one batch, and batches written by
+/// several replicas at once, all land on the same number: the row lock (PostgreSQL) or the single
+/// writer (SQLite) orders them.
+async fn count_failures(
+    txn: &impl ConnectionTrait,
+    outcomes: &[Outcome],
+    recorded: &[delivery::Model],
+    at: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    use std::collections::{BTreeMap, HashMap};
+    let by_id: HashMap<&str, &delivery::Model> =
+        recorded.iter().map(|m| (m.id.as_str(), m)).collect();
+    // Ordered by destination id: PostgreSQL then locks the rows in one order on every replica.
+    let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
+    for o in outcomes {
+        let Some(m) = by_id.get(o.delivery_id.as_str()) else {
+            continue;
+        };
+        if m.test {
+            continue;
+        }
+        match DeliveryState::parse(&m.state)? {
+            DeliveryState::Succeeded => {
+                let t = tallies.entry(m.destination_id.as_str()).or_default();
+                t.reset = true;
+                t.failures = 0;
+            }
+            DeliveryState::Failed => {
+                let t = tallies.entry(m.destination_id.as_str()).or_default();
+                t.failures += 1;
+                t.last.clone_from(&m.message);
+            }
+            DeliveryState::Pending | DeliveryState::Retrying => {}
+        }
+    }
+    if tallies.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = txn.get_database_backend();
+    let mut disabled = Vec::new();
+    let entries: Vec<(&str, Tally)> = tallies.into_iter().collect();
+    for chunk in entries.chunks(RECORD_CHUNK) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (id, t) in chunk {
+            let n = values.len();
+            rows.push(format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+            values.extend([(*id).into(), t.reset.into(), t.failures.into()]);
+        }
+        if backend == DatabaseBackend::Postgres {
+            // Replicas whose batches share destinations lock them in the same (id) order, so they
+            // queue behind each other instead of deadlocking.
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let ids: Vec<Value> = chunk.iter().map(|(id, _)| (*id).into()).collect();
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT id FROM destinations WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    placeholders.join(", ")
+                ),
+                ids,
+            ))
+            .await?;
+        }
+        // A success on a destination whose count is already 0 changes nothing, and is left out so
+        // that the common case writes no destination row.
+        let sql = format!(
+            "UPDATE destinations SET consecutive_failures = CASE WHEN v.column2 THEN v.column3 \
+               ELSE destinations.consecutive_failures + v.column3 END \
+             FROM (VALUES {}) AS v \
+             WHERE destinations.id = v.column1 \
+               AND (v.column3 > 0 OR destinations.consecutive_failures <> 0) \
+             RETURNING destinations.id AS id, destinations.consecutive_failures AS count, \
+               destinations.auto_disable_after_failures AS threshold, destinations.enabled AS enabled",
+            rows.join(", ")
+        );
+        #[derive(FromQueryResult)]
+        struct Counted {
+            id: String,
+            count: i32,
+            threshold: Option<i32>,
+            enabled: bool,
+        }
+        let counted =
+            Counted::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+                .all(txn)
+                .await?;
+        for c in counted {
+            let Some(threshold) = c.threshold else {
+                continue;
+            };
+            if !c.enabled || c.count < threshold {
+                continue;
+            }
+            let last = chunk
+                .iter()
+                .find(|(id, _)| *id == c.id)
+                .map(|(_, t)| t.last.as_str())
+                .unwrap_or_default();
+            let mut quoted: String = last.chars().take(REASON_MESSAGE_CHARS).collect();
+            if quoted.len() < last.len() {
+                quoted.push('…');
+            }
+            let reason = format!(
+                "auto-disabled after {} consecutive failed deliveries; last: {quoted}",
+                c.count
+            );
+            // `enabled = true` again: a manual disable since the count was read wins.
+            let result = destination::Entity::update_many()
+                .col_expr(destination::Column::Enabled, Expr::value(false))
+                .col_expr(destination::Column::DisabledReason, Expr::value(reason))
+                .col_expr(destination::Column::DisabledAt, Expr::value(at))
+                .col_expr(destination::Column::UpdatedAt, Expr::value(at))
+                .filter(destination::Column::Id.eq(c.id.as_str()))
+                .filter(destination::Column::Enabled.eq(true))
+                .exec(txn)
+                .await?;
+            if result.rows_affected == 1 {
+                audit::record(
+                    txn,
+                    &Actor::herald(),
+                    Action::DestinationDisabled,
+                    Some(&c.id),
+                    &["enabled", "disabledReason"],
+                )
+                .await?;
+                disabled.push(c.id);
+            }
+        }
+    }
+    Ok(disabled)
 }
 
 /// Results per `UPDATE … FROM (VALUES …)`.
@@ -641,8 +938,13 @@ pub async fn fail_without_attempt(
 }
 
 /// Queues a re-send of a delivery: a new delivery with `resend_of` set, the same webhook id and
-/// body, sent to the destination as it is now, with the full retry schedule.
-pub async fn resend(db: &DatabaseConnection, delivery_id: &str) -> Result<Delivery, StoreError> {
+/// body, sent to the destination as it is now, with the full retry schedule. Recorded as
+/// `delivery.resent` on the new delivery.
+pub async fn resend(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    delivery_id: &str,
+) -> Result<Delivery, StoreError> {
     let txn = super::begin_write(db).await?;
     let original = get(&txn, delivery_id)
         .await?
@@ -650,7 +952,7 @@ pub async fn resend(db: &DatabaseConnection, delivery_id: &str) -> Result<Delive
             kind: "delivery",
             id: delivery_id.to_owned(),
         })?;
-    let target = super::destinations::get(&txn, &original.destination_id)
+    let label = super::destinations::display_name(&txn, &original.destination_id)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             kind: "destination",
@@ -659,21 +961,24 @@ pub async fn resend(db: &DatabaseConnection, delivery_id: &str) -> Result<Delive
     let resent = enqueue(
         &txn,
         &original.alert_id,
-        &target.id,
-        &target.display_name,
+        &original.destination_id,
+        &label,
         original.webhook_id.clone(),
         Some(original.id.clone()),
         false,
     )
     .await?;
+    audit::record(&txn, actor, Action::DeliveryResent, Some(&resent.id), &[]).await?;
     txn.commit().await?;
     Ok(resent)
 }
 
 /// Queues an alert again for each destination: a re-send of its original delivery there, or a
 /// first delivery where it never went. Every destination must exist; otherwise nothing is queued.
+/// Each delivery queued is recorded as `delivery.resent`.
 pub async fn resend_alert(
     db: &DatabaseConnection,
+    actor: &Actor,
     alert_id: &str,
     destination_ids: &[String],
 ) -> Result<Vec<Delivery>, StoreError> {
@@ -694,39 +999,28 @@ pub async fn resend_alert(
         if !seen.insert(id.as_str()) {
             continue;
         }
-        let target =
-            super::destinations::get(&txn, id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "destination",
-                    id: id.clone(),
-                })?;
+        let label = super::destinations::display_name(&txn, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "destination",
+                id: id.clone(),
+            })?;
         let delivery = match original_for(&txn, alert_id, id).await? {
             Some(original) => {
                 enqueue(
                     &txn,
                     alert_id,
                     id,
-                    &target.display_name,
+                    &label,
                     original.webhook_id,
                     Some(original.id),
                     false,
                 )
                 .await?
             }
-            None => {
-                enqueue(
-                    &txn,
-                    alert_id,
-                    id,
-                    &target.display_name,
-                    ids::webhook(),
-                    None,
-                    false,
-                )
-                .await?
-            }
+            None => enqueue(&txn, alert_id, id, &label, ids::webhook(), None, false).await?,
         };
+        audit::record(&txn, actor, Action::DeliveryResent, Some(&delivery.id), &[]).await?;
         out.push(delivery);
     }
     txn.commit().await?;

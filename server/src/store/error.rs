@@ -21,6 +21,8 @@ pub enum StoreError {
     InvalidTokenName,
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Secret(#[from] super::secrets::SecretError),
     #[error("database error: {0}")]
     Database(#[source] DbErr),
 }

@@ -9,11 +9,14 @@ pub mod destinations;
 pub mod entities;
 mod error;
 pub mod ids;
+pub mod keys;
 pub mod migrations;
+pub mod rate_limit;
 pub mod secrets;
 pub mod state;
 pub mod tokens;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -25,11 +28,13 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 pub use error::StoreError;
+pub use secrets::{SecretError, Secrets};
 
-/// A handle on the database; cheap to clone.
+/// A handle on the database and the keys that open its secrets; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    secrets: Arc<Secrets>,
 }
 
 /// The current time at the precision both databases keep (microseconds), so a value read back
@@ -109,14 +114,33 @@ impl Store {
                     .foreign_keys(true)
                     // Keep more pages per connection: the queue's hot pages are read constantly.
                     .pragma("cache_size", "-16384")
+                    // Deleted and overwritten content is zeroed, so a secret's plain text (from
+                    // before encryption at rest) or an old key's ciphertext does not linger in
+                    // free space of the file.
+                    .pragma("secure_delete", "ON")
             });
         }
         let db = Database::connect(opts).await.map_err(StoreError::Connect)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            secrets: Arc::new(Secrets::locked()),
+        })
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The keys; without `keys::unlock`, none, and every secret read or write fails.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    pub(crate) fn with_secrets(self, secrets: Secrets) -> Store {
+        Store {
+            db: self.db,
+            secrets: Arc::new(secrets),
+        }
     }
 
     pub fn backend(&self) -> DatabaseBackend {

@@ -8,11 +8,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 use sha2::{Digest, Sha256};
 
+use super::audit::{self, Action, Actor};
 use super::entities::api_token;
 use super::error::is_unique_violation;
 use super::{StoreError, ids, now};
@@ -78,9 +79,24 @@ fn generate() -> String {
     format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Creates a token and returns it with the secret, which the caller shows once.
+/// Creates a token and returns it with the secret, which the caller shows once. Recorded as
+/// `token.created` in the same transaction.
 pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    name: &str,
+    role: Role,
+) -> Result<(TokenInfo, String), StoreError> {
+    let txn = super::begin_write(db).await?;
+    let created = create_in(&txn, actor, name, role).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// `create` inside the caller's transaction.
+pub(crate) async fn create_in(
     conn: &impl ConnectionTrait,
+    actor: &Actor,
     name: &str,
     role: Role,
 ) -> Result<(TokenInfo, String), StoreError> {
@@ -107,6 +123,14 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
+    audit::record(
+        conn,
+        actor,
+        Action::TokenCreated,
+        Some(&model.id),
+        &["name", "role"],
+    )
+    .await?;
     Ok((model.try_into()?, token))
 }
 
@@ -124,18 +148,25 @@ pub async fn count(conn: &impl ConnectionTrait) -> Result<u64, StoreError> {
     Ok(api_token::Entity::find().count(conn).await?)
 }
 
-/// Deletes the token named `name`; a revoked token stops working on its next request.
-pub async fn revoke(conn: &impl ConnectionTrait, name: &str) -> Result<(), StoreError> {
-    let res = api_token::Entity::delete_many()
+/// Deletes the token named `name`; a revoked token stops working on its next request. Recorded as
+/// `token.revoked` in the same transaction.
+pub async fn revoke(db: &DatabaseConnection, actor: &Actor, name: &str) -> Result<(), StoreError> {
+    let txn = super::begin_write(db).await?;
+    let Some(model) = api_token::Entity::find()
         .filter(api_token::Column::Name.eq(name))
-        .exec(conn)
-        .await?;
-    if res.rows_affected == 0 {
+        .one(&txn)
+        .await?
+    else {
         return Err(StoreError::NotFound {
             kind: "API token",
             id: name.to_owned(),
         });
-    }
+    };
+    api_token::Entity::delete_by_id(model.id.clone())
+        .exec(&txn)
+        .await?;
+    audit::record(&txn, actor, Action::TokenRevoked, Some(&model.id), &[]).await?;
+    txn.commit().await?;
     Ok(())
 }
 

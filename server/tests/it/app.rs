@@ -3,10 +3,15 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use herald_server::app;
-use herald_server::config::DispatchConfig;
+use herald_server::config::{DispatchConfig, EgressConfig, Networks};
 use herald_server::dispatch::retry::RetrySchedule;
+use herald_server::egress::parse_networks;
 use herald_server::store::Store;
+use herald_server::store::audit::Actor;
+use herald_server::store::keys;
 use herald_server::store::tokens::{self, Role};
 use herald_testkit::{Backend, GqlResponse, GraphqlClient, fresh_database_url};
 use serde_json::{Value, json};
@@ -33,7 +38,16 @@ pub fn test_dispatch() -> DispatchConfig {
         delivery_timeout: Duration::from_secs(2),
         lease: Duration::from_secs(10),
         poll_interval: Duration::from_millis(100),
+        // The tests' receivers listen on loopback, which Herald refuses by default.
+        egress: loopback_allowed(),
         ..DispatchConfig::default()
+    }
+}
+
+pub fn loopback_allowed() -> EgressConfig {
+    EgressConfig {
+        allow_networks: Networks(parse_networks("127.0.0.0/8,::1/128").unwrap()),
+        ..EgressConfig::default()
     }
 }
 
@@ -45,14 +59,30 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, dispatch: DispatchConfig) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database_url = fresh_database_url(backend, dir.path());
+        Self::spawn_on(dir, database_url, dispatch).await
+    }
+
+    /// A server on a database the test prepared itself (`dir` holds it if it is SQLite); it is
+    /// migrated to the current schema first, as `herald serve` would.
+    pub async fn spawn_on(
+        dir: tempfile::TempDir,
+        database_url: String,
+        dispatch: DispatchConfig,
+    ) -> TestApp {
         let store = Store::connect(&database_url, 10).await.unwrap();
         store.migrate().await.unwrap();
-        let (_, admin_token) = tokens::create(store.db(), "test-admin", Role::Admin)
+        // A fresh key per app, as HERALD_ENCRYPTION_KEY would give it (PostgreSQL needs one).
+        let key = STANDARD.encode(rand::random::<[u8; 32]>());
+        let (store, _) = keys::unlock(store, &database_url, Some(&key), None)
             .await
             .unwrap();
-        let (_, viewer_token) = tokens::create(store.db(), "test-viewer", Role::Viewer)
+        let (_, admin_token) = tokens::create(store.db(), &Actor::cli(), "test-admin", Role::Admin)
             .await
             .unwrap();
+        let (_, viewer_token) =
+            tokens::create(store.db(), &Actor::cli(), "test-viewer", Role::Viewer)
+                .await
+                .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

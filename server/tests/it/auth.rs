@@ -176,9 +176,13 @@ async fn tokens_are_stored_only_as_hashes(backend: Backend) {
 
 async fn revoked_tokens_stop_working(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    herald_server::store::tokens::revoke(app.store.db(), "test-viewer")
-        .await
-        .unwrap();
+    herald_server::store::tokens::revoke(
+        app.store.db(),
+        &herald_server::store::audit::Actor::cli(),
+        "test-viewer",
+    )
+    .await
+    .unwrap();
     let resp = app
         .viewer
         .query("{ viewer { tokenName } }", json!({}))

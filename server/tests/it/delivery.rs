@@ -661,19 +661,53 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period(backend: Backe
         let app = &app;
         let id = dest["id"].clone();
         async move {
-            app.admin
+            let d = app.admin
                 .query(
-                    "mutation($id: ID!, $g: Int) { rotateSigningSecret(input: {id: $id, gracePeriodSeconds: $g}) { destination { signingSecret } } }",
+                    "mutation($id: ID!, $g: Int) { rotateSigningSecret(input: {id: $id, gracePeriodSeconds: $g}) { destination { signingSecret previousSigningSecretExpiresAt } } }",
                     json!({"id": id, "g": grace}),
                 )
                 .await
-                .data()["rotateSigningSecret"]["destination"]["signingSecret"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+                .data()["rotateSigningSecret"]["destination"]
+                .clone();
+            (
+                d["signingSecret"].as_str().unwrap().to_owned(),
+                d["previousSigningSecretExpiresAt"].clone(),
+            )
         }
     };
-    let new = rotate(3600).await;
+    let expires_at = |id: Value| {
+        let app = &app;
+        async move {
+            app.admin
+                .query(
+                    "query($id: ID!) { destination(id: $id) { previousSigningSecretExpiresAt } }",
+                    json!({"id": id}),
+                )
+                .await
+                .data()["destination"]["previousSigningSecretExpiresAt"]
+                .clone()
+        }
+    };
+    assert_eq!(
+        expires_at(dest["id"].clone()).await,
+        Value::Null,
+        "never rotated"
+    );
+    let before = chrono::Utc::now();
+    let (new, until) = rotate(3600).await;
+    // The API says when the old secret stops signing: an hour from the rotation.
+    let until = chrono::DateTime::parse_from_rfc3339(until.as_str().unwrap()).unwrap();
+    let lead = until.signed_duration_since(before).num_seconds();
+    assert!(
+        (3599..=3610).contains(&lead),
+        "expires {lead} s after the rotation"
+    );
+    let shown = expires_at(dest["id"].clone()).await;
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(shown.as_str().unwrap()).unwrap(),
+        until,
+        "the destination shows the same expiry"
+    );
     assert_ne!(new, old);
     app.send_alert(json!({"detectionId": "d", "title": "t", "severity": "HIGH"}))
         .await;
@@ -687,7 +721,8 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period(backend: Backe
         [sign(&new, id, ts, &got.body), sign(&old, id, ts, &got.body)]
     );
 
-    let newest = rotate(0).await;
+    let (newest, until) = rotate(0).await;
+    assert_eq!(until, Value::Null, "no grace: no previous secret signs");
     app.send_alert(json!({"detectionId": "d", "title": "t", "severity": "HIGH"}))
         .await;
     let got = r.wait_for(2, WAIT).await.remove(1);
@@ -696,6 +731,12 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period(backend: Backe
         got.header("webhook-timestamp").unwrap(),
     );
     assert_eq!(signatures(&got), [sign(&newest, id, ts, &got.body)]);
+
+    // Once the grace period is over the previous secret no longer signs, and the API says so.
+    let (_, until) = rotate(1).await;
+    assert!(until.is_string(), "{until}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(expires_at(dest["id"].clone()).await, Value::Null, "expired");
 
     let bad = app
         .admin

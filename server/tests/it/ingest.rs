@@ -174,6 +174,7 @@ async fn rest_endpoint_takes_panthers_payload(backend: Backend) {
     let viewer_token = {
         let (_, t) = herald_server::store::tokens::create(
             app.store.db(),
+            &herald_server::store::audit::Actor::cli(),
             "rest-viewer",
             herald_server::store::tokens::Role::Viewer,
         )

@@ -2,10 +2,17 @@
 //! a throwaway PostgreSQL 15. One test binary, so the suite links once.
 
 mod app;
+mod attempt_request;
+mod audit;
 mod auth;
+mod auto_disable;
 mod delivery;
 mod destinations;
+mod egress;
 mod ingest;
+mod limits;
+mod log_types;
+mod rate_limit;
 mod schema;
 mod subscription;
 mod validation;

@@ -24,6 +24,19 @@ fn schema_keeps_the_fixed_contract() {
         "viewer: Viewer!",
         "signingSecret: String\n",
         "totalCount: Int!",
+        "auditEvents(first: Int, after: String, targetId: ID, action: String, since: DateTime): AuditEventConnection!",
+        // Log types: on destinations and their inputs, on alerts and sendAlert's input.
+        // (On Destination, followed by the rate limit's description.)
+        "logTypes: [String!]!\n\t\"\"\"\n\tRequests per minute this destination",
+        "\tlogTypes: [String!]!\n\t\"\"\"\n\tEvery delivery of this alert",
+        "\tlogTypes: [String!]\n",
+        // Auto-disable: the threshold on destinations and both inputs, why and when, the stream.
+        "\tautoDisableAfterFailures: Int\n",
+        "\tdisabledReason: String\n",
+        "\tdisabledAt: DateTime\n",
+        "destinationUpdated(id: ID): Destination!",
+        // Rate limit: on destinations and both inputs, an Int where null means no limit.
+        "rateLimitPerMinute: Int\n\tenabled: Boolean!",
     ] {
         assert!(sdl.contains(fragment), "schema lacks {fragment:?}");
     }

@@ -13,10 +13,10 @@ use crate::app::TestApp;
 
 herald_testkit::on_both_backends!(delivery_updates_stream_over_websocket);
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp) -> Ws {
+pub(crate) async fn connect(app: &TestApp) -> Ws {
     let mut req = format!("ws://{}/graphql/ws", app.addr)
         .into_client_request()
         .unwrap();
@@ -27,7 +27,7 @@ async fn connect(app: &TestApp) -> Ws {
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
-async fn next_json(ws: &mut Ws) -> Option<Value> {
+pub(crate) async fn next_json(ws: &mut Ws) -> Option<Value> {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
             .await

@@ -153,6 +153,54 @@ fn broken_inputs() -> Vec<(&'static str, Value, &'static str, &'static str)> {
             "customHeaders[0].value",
             "4096",
         ),
+        (
+            "log type with a space",
+            json!({"logTypes": ["AWS.CloudTrail", "Okta.SystemLog", "AWS S3"]}),
+            "logTypes[2]",
+            "letters, digits",
+        ),
+        (
+            "empty log type",
+            json!({"logTypes": ["AWS.CloudTrail", ""]}),
+            "logTypes[1]",
+            "empty",
+        ),
+        (
+            "long log type",
+            json!({"logTypes": ["L".repeat(129)]}),
+            "logTypes[0]",
+            "128",
+        ),
+        (
+            "repeated log type",
+            json!({"logTypes": ["AWS.CloudTrail", "Okta.SystemLog", "AWS.CloudTrail"]}),
+            "logTypes[2]",
+            "unique",
+        ),
+        (
+            "too many log types",
+            json!({"logTypes": (0..101).map(|i| format!("Custom.T{i}")).collect::<Vec<_>>()}),
+            "logTypes",
+            "at most 100",
+        ),
+        (
+            "no rate",
+            json!({"rateLimitPerMinute": 0}),
+            "rateLimitPerMinute",
+            "1 to 600000",
+        ),
+        (
+            "negative rate",
+            json!({"rateLimitPerMinute": -5}),
+            "rateLimitPerMinute",
+            "1 to 600000",
+        ),
+        (
+            "rate over 10,000 a second",
+            json!({"rateLimitPerMinute": 600_001}),
+            "rateLimitPerMinute",
+            "1 to 600000",
+        ),
     ]
 }
 
@@ -195,6 +243,8 @@ async fn create_rejects_each_broken_rule_with_its_field(backend: Backend) {
         "displayName": "n".repeat(100),
         "url": "https://example.com/ok",
         "customHeaders": headers(20),
+        "logTypes": (0..100).map(|i| format!("Custom.{}{i:02}", "T".repeat(119))).collect::<Vec<_>>(),
+        "rateLimitPerMinute": 600_000,
     }))
     .await;
 }

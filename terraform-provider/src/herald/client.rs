@@ -27,7 +27,10 @@ operation!(GetDestination);
 operation!(ListDestinations);
 operation!(CreateDestination);
 operation!(UpdateDestination);
+operation!(ClearRateLimit);
 operation!(DeleteDestination);
+operation!(RotateSigningSecret);
+operation!(ClearAutoDisable);
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,8 +51,18 @@ pub struct Destination {
     pub alert_types: Vec<String>,
     /// Values are `None` when the token may not read them (viewer tokens).
     pub custom_headers: Vec<(String, Option<String>)>,
+    /// Empty: every log type.
+    pub log_types: Vec<String>,
+    /// `None`: no limit.
+    pub rate_limit_per_minute: Option<i64>,
     pub enabled: bool,
+    /// `None`: never auto-disabled.
+    pub auto_disable_after_failures: Option<i64>,
+    /// Why Herald disabled it, if it did.
+    pub disabled_reason: Option<String>,
     pub signing_secret: Option<String>,
+    /// When the secret before the last rotation stops signing; `None` when none signs.
+    pub previous_signing_secret_expires_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -73,7 +86,38 @@ pub struct DestinationInput {
     pub alert_types: Option<Vec<String>>,
     /// In this order; Herald reports header errors by position.
     pub custom_headers: Option<Vec<(String, String)>>,
+    pub log_types: Option<Vec<String>>,
+    /// `None`: leave as is; `Some(None)`: no limit; `Some(Some(n))`: this limit.
+    pub rate_limit_per_minute: Option<Option<i64>>,
     pub enabled: Option<bool>,
+    /// `Some(None)` clears the threshold.
+    pub auto_disable_after_failures: Option<Option<i64>>,
+}
+
+impl DestinationInput {
+    /// Nothing to send.
+    pub fn is_empty(&self) -> bool {
+        let DestinationInput {
+            display_name,
+            url,
+            severities,
+            alert_types,
+            custom_headers,
+            log_types,
+            enabled,
+            rate_limit_per_minute,
+            auto_disable_after_failures,
+        } = self;
+        display_name.is_none()
+            && url.is_none()
+            && severities.is_none()
+            && alert_types.is_none()
+            && custom_headers.is_none()
+            && log_types.is_none()
+            && enabled.is_none()
+            && rate_limit_per_minute.is_none()
+            && auto_disable_after_failures.is_none()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +200,13 @@ macro_rules! destination_from {
                         .into_iter()
                         .map(|h| (h.name, h.value))
                         .collect(),
+                    log_types: d.log_types,
+                    rate_limit_per_minute: d.rate_limit_per_minute,
                     enabled: d.enabled,
+                    auto_disable_after_failures: d.auto_disable_after_failures,
+                    disabled_reason: d.disabled_reason,
                     signing_secret: d.signing_secret,
+                    previous_signing_secret_expires_at: d.previous_signing_secret_expires_at,
                     created_at: d.created_at,
                     updated_at: d.updated_at,
                 }
@@ -170,6 +219,9 @@ destination_from!(get_destination);
 destination_from!(list_destinations);
 destination_from!(create_destination);
 destination_from!(update_destination);
+destination_from!(rotate_signing_secret);
+destination_from!(clear_auto_disable);
+destination_from!(clear_rate_limit);
 
 impl Client {
     pub fn new(endpoint: &str, token: &str) -> Result<Self, ClientError> {
@@ -322,7 +374,10 @@ impl Client {
                         .map(|(name, value)| m::CustomHeaderInput { name, value })
                         .collect()
                 }),
+                log_types: input.log_types,
+                rate_limit_per_minute: input.rate_limit_per_minute.flatten(),
                 enabled: input.enabled,
+                auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
             },
         };
         let data = self.run::<CreateDestination>(v, false).await?;
@@ -347,11 +402,50 @@ impl Client {
                         .map(|(name, value)| m::CustomHeaderInput { name, value })
                         .collect()
                 }),
+                log_types: input.log_types,
+                // A removed limit is sent by `ClearRateLimit`: the generated input leaves out
+                // what is None, and Herald reads an absent field as "unchanged".
+                rate_limit_per_minute: input.rate_limit_per_minute.flatten(),
                 enabled: input.enabled,
+                auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
             },
         };
         let data = self.run::<UpdateDestination>(v, true).await?;
-        Ok(data.update_destination.destination.into())
+        let mut updated: Destination = data.update_destination.destination.into();
+        // Explicit nulls, which the generated update input cannot carry.
+        if input.auto_disable_after_failures == Some(None) {
+            let cleared = self
+                .run::<ClearAutoDisable>(clear_auto_disable::Variables { id: id.to_owned() }, true)
+                .await?;
+            updated = cleared.update_destination.destination.into();
+        }
+        if input.rate_limit_per_minute == Some(None) {
+            let cleared = self
+                .run::<ClearRateLimit>(clear_rate_limit::Variables { id: id.to_owned() }, true)
+                .await?;
+            updated = cleared.update_destination.destination.into();
+        }
+        Ok(updated)
+    }
+
+    /// Issues a new signing secret; the previous one keeps signing for `grace_seconds`. Not
+    /// retried on Herald-side failures: a second run would rotate again and drop the secret the
+    /// first run issued before anyone saw it.
+    pub async fn rotate_signing_secret(
+        &self,
+        id: &str,
+        grace_seconds: u32,
+    ) -> Result<Destination, ClientError> {
+        use rotate_signing_secret as m;
+        let v = m::Variables {
+            input: m::RotateSigningSecretInput {
+                id: id.to_owned(),
+                // At most 30 days (herald-domain's rule), well inside an i32.
+                grace_period_seconds: Some(i64::from(grace_seconds)),
+            },
+        };
+        let data = self.run::<RotateSigningSecret>(v, false).await?;
+        Ok(data.rotate_signing_secret.destination.into())
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {

@@ -1,7 +1,7 @@
 //! `herald_destination` and `herald_destinations` data sources.
 
 use async_trait::async_trait;
-use herald_domain::{Severity, WireEnum};
+use herald_domain::{Severity, WireEnum, validate_log_type};
 
 use super::destination::{computed_attributes, doc, state};
 use super::provider::{Herald, SentHeaders, api_error};
@@ -120,12 +120,17 @@ impl DataSource<Herald> for DestinationsDataSource {
 
     fn schema(&self) -> Schema {
         Schema::new(
-            "Lists every Herald destination, optionally only those that receive one severity.",
+            "Lists every Herald destination, optionally only those that receive one severity or one log type.",
             vec![
                 Attribute::optional(
                     "severity",
                     Type::String,
                     "Only destinations whose `severities` include this one (`INFO`, `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`).",
+                ),
+                Attribute::optional(
+                    "log_type",
+                    Type::String,
+                    "Only destinations that receive alerts of this log type (such as `AWS.CloudTrail`): those whose `log_types` list it, and those with no `log_types` (every log type).",
                 ),
                 Attribute::nested_list(
                     "destinations",
@@ -138,17 +143,28 @@ impl DataSource<Herald> for DestinationsDataSource {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        match config.get("severity").as_str().map(Severity::parse_wire) {
-            Some(Err(e)) => Diagnostic::error("Invalid severity", e.to_string())
-                .at(AttrPath::root("severity"))
-                .into(),
-            _ => Diagnostics::default(),
+        let mut diags = Diagnostics::default();
+        if let Some(Err(e)) = config.get("severity").as_str().map(Severity::parse_wire) {
+            diags.push(
+                Diagnostic::error("Invalid severity", e.to_string()).at(AttrPath::root("severity")),
+            );
         }
+        if let Some(Err(e)) = config
+            .get("log_type")
+            .as_str()
+            .map(|l| validate_log_type(0, l))
+        {
+            diags.push(
+                Diagnostic::error("Invalid log_type", e.message).at(AttrPath::root("log_type")),
+            );
+        }
+        diags
     }
 
     async fn read(&self, herald: &Herald, config: &Value) -> Result<Value, Diagnostics> {
         let api = herald.api()?;
         let severity = config.get("severity").as_str();
+        let log_type = config.get("log_type").as_str();
         let all = api
             .list(None)
             .await
@@ -156,10 +172,16 @@ impl DataSource<Herald> for DestinationsDataSource {
         let destinations = all
             .iter()
             .filter(|d| severity.is_none_or(|s| d.severities.iter().any(|x| x == s)))
+            // The routing rule for an alert naming this one log type.
+            .filter(|d| {
+                log_type
+                    .is_none_or(|l| d.log_types.is_empty() || d.log_types.iter().any(|x| x == l))
+            })
             .map(|d| state(d, &Value::Map(Default::default())))
             .collect();
         Ok(Value::object([
             ("severity", config.get("severity").clone()),
+            ("log_type", config.get("log_type").clone()),
             ("destinations", Value::List(destinations)),
         ]))
     }

@@ -4,13 +4,16 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use herald_domain::{
-    AlertType, Severity, WireEnum, validate_alert_types, validate_custom_headers,
-    validate_display_name, validate_header_name, validate_header_value, validate_url,
+    AlertType, Severity, WireEnum, parse_grace_period, validate_alert_types,
+    validate_auto_disable_after_failures, validate_custom_headers, validate_display_name,
+    validate_header_name, validate_header_value, validate_log_type, validate_log_types,
+    validate_rate_limit_per_minute, validate_url,
 };
 
 use super::client::{Destination, DestinationInput};
 use super::fields::field_path;
 use super::provider::{Herald, SentHeaders, api_error};
+use crate::tfplugin::value::{FromValue, Number};
 use crate::tfplugin::{
     AttrPath, Attribute, Diagnostic, Diagnostics, Mode, Resource, Schema, Type, Value,
 };
@@ -27,14 +30,31 @@ pub mod doc {
     pub const CUSTOM_HEADERS: &str = "Headers sent with every delivery, name to value (at most 20). Names are RFC 9110 tokens; `Host`, `Content-Length`, `Content-Type`, `Transfer-Encoding`, `Connection` and `webhook-*` are reserved. Values must not contain CR, LF or other control characters.";
     pub const CUSTOM_HEADERS_WO: &str = "Write-only alternative to `custom_headers` (Terraform 1.11 or later): the values are sent to Herald but never stored in the plan or state. Herald receives them on create and whenever `custom_headers_wo_version` changes. Conflicts with `custom_headers`.";
     pub const CUSTOM_HEADERS_WO_VERSION: &str = "Required with `custom_headers_wo`; change it to send the current `custom_headers_wo` to Herald.";
-    pub const ENABLED: &str = "Whether alerts are delivered. Default `true`.";
-    pub const SIGNING_SECRET: &str =
-        "The `whsec_` secret Herald signs deliveries with, for configuring the receiver.";
+    pub const LOG_TYPES: &str = "Log types routed here by severity, such as `AWS.CloudTrail` or `Okta.SystemLog`: an alert that names log types arrives only if one of them is listed. Omitted or `[]`: every log type. Alerts that name no log type, and alerts that name this destination in `dynamicDestinations` or `destinationOverrides`, are not filtered. At most 100; each 1 to 128 letters, digits, `.` and `_`, compared exactly.";
+    pub const RATE_LIMIT_PER_MINUTE: &str = "Requests per minute Herald sends this destination at most, 1 to 600000 (a Slack incoming webhook takes about 60). Omitted: no limit. Deliveries over the rate wait in the queue, neither failed nor counted as attempts, and go out as the rate allows, with a burst of at most one second's worth; other destinations are not held up. The limit holds across replicas. The test alert goes at once but counts.";
+    pub const ENABLED: &str = "Whether alerts are delivered. Default `true`. When Herald auto-disables the destination (see `auto_disable_after_failures`), the next plan shows `enabled: false -> true` and applying it enables the destination again, clearing `disabled_reason` and releasing the deliveries held meanwhile.";
+    pub const AUTO_DISABLE_AFTER_FAILURES: &str = "Herald disables the destination after this many consecutive deliveries end FAILED (retries used up; test alerts do not count; any success resets the count), 1 to 10000. Omitted: never.";
+    pub const DISABLED_REASON: &str = "Why Herald disabled the destination, such as `auto-disabled after 20 consecutive failed deliveries; last: request failed: 503 …`; null while enabled or when disabled by hand.";
+    pub const SIGNING_SECRET: &str = "The `whsec_` secret Herald signs deliveries with, for configuring the receiver. After a rotation, the new secret.";
+    pub const SIGNING_SECRET_VERSION: &str = "Raise it to rotate the signing secret in place: Herald issues a new `signing_secret`, and the previous one keeps signing beside it for `signing_secret_grace_period`, so receivers can switch over without rejecting a delivery. Any higher whole number rotates once; it cannot go down. Default `1`; import sets `1`.";
+    pub const SIGNING_SECRET_GRACE_PERIOD: &str = "How long the previous secret keeps signing after a rotation: whole hours, minutes and seconds such as `24h`, `90m` or `1h30m`, at most `720h` (30 days); `0s` stops it at once. Used when `signing_secret_version` is raised; changing it alone rotates nothing. Default `24h`.";
+    pub const PREVIOUS_SIGNING_SECRET_EXPIRES_AT: &str = "When the secret before the last rotation stops signing (RFC 3339, UTC); null when no previous secret signs.";
     pub const CREATED_AT: &str = "When the destination was created (RFC 3339, UTC).";
     pub const UPDATED_AT: &str = "When the destination last changed (RFC 3339, UTC).";
 }
 
 pub struct DestinationResource;
+
+const DEFAULT_GRACE_PERIOD: &str = "24h";
+
+/// Attributes that only say how Terraform manages a destination, not what Herald holds: data
+/// sources leave them out.
+const MANAGEMENT_ONLY: &[&str] = &[
+    "custom_headers_wo",
+    "custom_headers_wo_version",
+    "signing_secret_version",
+    "signing_secret_grace_period",
+];
 
 fn all<E: WireEnum>() -> Value {
     Value::set_of_strings(E::ALL.iter().map(|v| v.as_str()))
@@ -69,11 +89,43 @@ fn resource_schema() -> Schema {
                 Type::Number,
                 doc::CUSTOM_HEADERS_WO_VERSION,
             ),
+            Attribute::optional_computed("log_types", Type::set(Type::String), doc::LOG_TYPES)
+                .default(Value::Set(Vec::new())),
+            Attribute::optional(
+                "rate_limit_per_minute",
+                Type::Number,
+                doc::RATE_LIMIT_PER_MINUTE,
+            ),
             Attribute::optional_computed("enabled", Type::Bool, doc::ENABLED)
                 .default(Value::Bool(true)),
+            Attribute::optional(
+                "auto_disable_after_failures",
+                Type::Number,
+                doc::AUTO_DISABLE_AFTER_FAILURES,
+            ),
+            Attribute::computed("disabled_reason", Type::String, doc::DISABLED_REASON),
             Attribute::computed("signing_secret", Type::String, doc::SIGNING_SECRET)
                 .sensitive()
                 .stable(),
+            Attribute::optional_computed(
+                "signing_secret_version",
+                Type::Number,
+                doc::SIGNING_SECRET_VERSION,
+            )
+            .default(Value::Number(Number::Int(1))),
+            Attribute::optional_computed(
+                "signing_secret_grace_period",
+                Type::String,
+                doc::SIGNING_SECRET_GRACE_PERIOD,
+            )
+            .default(Value::string(DEFAULT_GRACE_PERIOD)),
+            // Stable: only a rotation changes it, and modify_plan says when one is planned.
+            Attribute::computed(
+                "previous_signing_secret_expires_at",
+                Type::String,
+                doc::PREVIOUS_SIGNING_SECRET_EXPIRES_AT,
+            )
+            .stable(),
             Attribute::computed("created_at", Type::String, doc::CREATED_AT).stable(),
             Attribute::computed("updated_at", Type::String, doc::UPDATED_AT),
         ],
@@ -85,7 +137,7 @@ pub fn computed_attributes() -> Vec<Attribute> {
     resource_schema()
         .attributes
         .into_iter()
-        .filter(|a| !a.name.starts_with("custom_headers_wo"))
+        .filter(|a| !MANAGEMENT_ONLY.contains(&a.name.as_str()))
         .map(|a| Attribute {
             mode: Mode::Computed,
             default: None,
@@ -162,6 +214,27 @@ pub fn validate_config(config: &Value) -> Diagnostics {
             .at(AttrPath::root("custom_headers_wo_version")),
         );
     }
+    check_log_types(config.get("log_types"), &mut diags);
+    check_rotation(config, &mut diags);
+    if let Value::Number(_) = config.get("auto_disable_after_failures")
+        && let Ok(n) = config.attr::<f64>("auto_disable_after_failures")
+    {
+        let attr = AttrPath::root("auto_disable_after_failures");
+        if n.fract() != 0.0 {
+            diags.push(
+                Diagnostic::error(
+                    "Invalid auto_disable_after_failures",
+                    format!("auto_disable_after_failures must be a whole number, got {n}"),
+                )
+                .at(attr),
+            );
+        } else if let Err(e) = validate_auto_disable_after_failures(n as i64) {
+            // `as` saturates, so a huge number still fails the range rule; the message then
+            // quotes the saturated value, which is still far out of range.
+            fail(&mut diags, e, "Invalid auto_disable_after_failures");
+        }
+    }
+    check_rate_limit(config.get("rate_limit_per_minute"), &mut diags);
     check_enum_set::<Severity>(config.get("severities"), "severities", &mut diags);
     if let Some(types) =
         check_enum_set::<AlertType>(config.get("alert_types"), "alert_types", &mut diags)
@@ -172,6 +245,103 @@ pub fn validate_config(config: &Value) -> Diagnostics {
         );
     }
     diags
+}
+
+/// herald-domain's log type rules on the known entries; each bad name is its own error at the
+/// set, naming the value (set elements have no address to point at).
+fn check_log_types(v: &Value, diags: &mut Diagnostics) {
+    let Some(elements) = v.as_elements() else {
+        return;
+    };
+    let mut entry_errors = false;
+    let mut known = Vec::new();
+    for (i, e) in elements.iter().enumerate() {
+        if let Some(name) = e.as_str() {
+            if let Err(err) = validate_log_type(i, name) {
+                diags.push(
+                    Diagnostic::error("Invalid log_types value", err.message)
+                        .at(AttrPath::root("log_types")),
+                );
+                entry_errors = true;
+            }
+            known.push(name);
+        }
+    }
+    // The rules across entries (the count) once every known entry is valid, so one mistake is
+    // not reported twice; entries still unknown are checked by Herald at apply.
+    if !entry_errors && let Err(err) = validate_log_types(&known) {
+        diags.push(
+            Diagnostic::error("Invalid log_types", err.message).at(AttrPath::root("log_types")),
+        );
+    }
+}
+
+/// The version is a counter compared at plan time, so it must be a whole number; the grace period
+/// follows herald-domain's rule (Herald caps it at 30 days).
+fn check_rotation(config: &Value, diags: &mut Diagnostics) {
+    if let Value::Number(n) = config.get("signing_secret_version")
+        && version_number(*n).is_none()
+    {
+        let shown = match n {
+            Number::Int(i) => i.to_string(),
+            Number::Float(f) => f.to_string(),
+        };
+        diags.push(
+            Diagnostic::error(
+                "Invalid signing_secret_version",
+                format!("signing_secret_version must be a whole number of 1 or more, got {shown}"),
+            )
+            .at(AttrPath::root("signing_secret_version")),
+        );
+    }
+    if let Some(text) = config.get("signing_secret_grace_period").as_str()
+        && let Err(e) = parse_grace_period(text)
+    {
+        diags.push(
+            Diagnostic::error("Invalid signing_secret_grace_period", e.message)
+                .at(AttrPath::root("signing_secret_grace_period")),
+        );
+    }
+}
+
+/// A signing secret version: a whole number from 1 up to where an f64 still counts exactly.
+fn version_number(n: Number) -> Option<i64> {
+    const MAX_EXACT: i64 = 1 << 53;
+    let v = match n {
+        Number::Int(i) => i,
+        Number::Float(f) if f.fract() == 0.0 && f.abs() <= MAX_EXACT as f64 => f as i64,
+        Number::Float(_) => return None,
+    };
+    (1..=MAX_EXACT).contains(&v).then_some(v)
+}
+
+fn version_of(v: &Value) -> Option<i64> {
+    match v.get("signing_secret_version") {
+        Value::Number(n) => version_number(*n),
+        _ => None,
+    }
+}
+
+/// herald-domain's range, on a whole number; a fraction is refused here rather than rounded.
+fn check_rate_limit(v: &Value, diags: &mut Diagnostics) {
+    let Ok(Some(limit)) = Option::<f64>::from_value(v) else {
+        return;
+    };
+    let path = AttrPath::root("rate_limit_per_minute");
+    if limit.fract() != 0.0 || !limit.is_finite() {
+        diags.push(
+            Diagnostic::error(
+                "Invalid rate_limit_per_minute",
+                format!("rate limit must be a whole number of requests per minute, got {limit}"),
+            )
+            .at(path),
+        );
+        return;
+    }
+    // Saturating: a number past i64 is out of range all the same.
+    if let Err(e) = validate_rate_limit_per_minute(limit as i64) {
+        diags.push(Diagnostic::error("Invalid rate_limit_per_minute", e.message).at(path));
+    }
 }
 
 /// Each header on its own, then the rules across headers (count, case-insensitive duplicates)
@@ -210,7 +380,11 @@ struct Spec {
     severities: Vec<Severity>,
     alert_types: Vec<AlertType>,
     custom_headers: Option<BTreeMap<String, String>>,
+    /// Sorted: a set has no order, so two orders must compare equal.
+    log_types: Vec<String>,
+    rate_limit_per_minute: Option<i64>,
     enabled: bool,
+    auto_disable_after_failures: Option<i64>,
     wo_version: Option<f64>,
 }
 
@@ -222,7 +396,18 @@ impl Spec {
             severities: wire_enums(v, "severities")?,
             alert_types: wire_enums(v, "alert_types")?,
             custom_headers: v.attr("custom_headers")?,
+            log_types: {
+                let mut names: Vec<String> = v.attr("log_types")?;
+                names.sort();
+                names
+            },
+            rate_limit_per_minute: v
+                .attr::<Option<f64>>("rate_limit_per_minute")?
+                .map(|n| n as i64),
             enabled: v.attr("enabled")?,
+            auto_disable_after_failures: v
+                .attr::<Option<f64>>("auto_disable_after_failures")?
+                .map(|n| n as i64),
             wo_version: v.attr("custom_headers_wo_version")?,
         })
     }
@@ -311,14 +496,60 @@ pub fn state(d: &Destination, headers_like: &Value) -> Value {
             Value::set_of_strings(d.alert_types.iter().cloned()),
         ),
         ("custom_headers", custom_headers),
+        (
+            "log_types",
+            Value::set_of_strings(d.log_types.iter().cloned()),
+        ),
+        (
+            "rate_limit_per_minute",
+            d.rate_limit_per_minute
+                .map_or(Value::Null, |n| Value::Number(Number::Int(n))),
+        ),
         ("enabled", Value::Bool(d.enabled)),
+        (
+            "auto_disable_after_failures",
+            d.auto_disable_after_failures
+                .map_or(Value::Null, |n| Value::Number(Number::Int(n))),
+        ),
+        (
+            "disabled_reason",
+            d.disabled_reason.clone().map_or(Value::Null, Value::String),
+        ),
         (
             "signing_secret",
             d.signing_secret.clone().map_or(Value::Null, Value::String),
         ),
+        (
+            "previous_signing_secret_expires_at",
+            d.previous_signing_secret_expires_at
+                .clone()
+                .map_or(Value::Null, Value::String),
+        ),
         ("created_at", Value::string(d.created_at.clone())),
         ("updated_at", Value::string(d.updated_at.clone())),
+        // Herald keeps no version: a state read from Herald alone (an import) starts at 1.
+        ("signing_secret_version", Value::Number(Number::Int(1))),
+        (
+            "signing_secret_grace_period",
+            Value::string(DEFAULT_GRACE_PERIOD),
+        ),
     ])
+}
+
+/// The attributes only Terraform knows (Herald keeps no record of them), carried from the state
+/// or plan that `s` replaces.
+fn keep_terraform_only(s: &mut Value, from: &Value) {
+    for attr in [
+        "custom_headers_wo_version",
+        "signing_secret_version",
+        "signing_secret_grace_period",
+    ] {
+        let v = from.get(attr);
+        // A state from before these attributes existed holds null: keep the defaults.
+        if !v.is_null() || attr == "custom_headers_wo_version" {
+            s.set_attr(attr, v.clone());
+        }
+    }
 }
 
 /// The state after a create or update: the attributes only the configuration knows (header
@@ -328,16 +559,37 @@ fn state_after_write(d: &Destination, planned: &Value) -> Value {
     if headers_are_write_only(planned) {
         s.set_attr("custom_headers", Value::Null);
     }
-    s.set_attr(
-        "custom_headers_wo_version",
-        planned.get("custom_headers_wo_version").clone(),
-    );
+    keep_terraform_only(&mut s, planned);
+    // Without a rotation the plan kept the prior expiry; if it passed between plan and apply,
+    // Herald now says null, which Terraform would call an inconsistent result. The next refresh
+    // shows the null.
+    let planned_expiry = planned.get("previous_signing_secret_expires_at");
+    if planned_expiry.is_known() {
+        s.set_attr("previous_signing_secret_expires_at", planned_expiry.clone());
+    }
     s
 }
 
 /// Headers managed write-only stay out of state, so drift in them cannot be shown.
 fn headers_are_write_only(v: &Value) -> bool {
     !v.get("custom_headers_wo_version").is_null()
+}
+
+/// The grace period in seconds when the plan raises the signing secret version; `None` when it
+/// does not rotate. A state from before versions existed (null) counts as 1.
+fn rotation_grace(prior: &Value, planned: &Value) -> Result<Option<u32>, Diagnostics> {
+    let old = version_of(prior).unwrap_or(1);
+    match version_of(planned) {
+        Some(new) if new > old => {
+            let text: String = planned.attr("signing_secret_grace_period")?;
+            parse_grace_period(&text).map(Some).map_err(|e| {
+                Diagnostic::error("Invalid signing_secret_grace_period", e.message)
+                    .at(AttrPath::root("signing_secret_grace_period"))
+                    .into()
+            })
+        }
+        _ => Ok(None),
+    }
 }
 
 fn id_of(v: &Value) -> Result<&str, Diagnostics> {
@@ -379,7 +631,10 @@ impl Resource<Herald> for DestinationResource {
             severities: Some(wire_names(&spec.severities)),
             alert_types: Some(wire_names(&spec.alert_types)),
             custom_headers,
+            log_types: Some(spec.log_types),
+            rate_limit_per_minute: spec.rate_limit_per_minute.map(Some),
             enabled: Some(spec.enabled),
+            auto_disable_after_failures: Some(spec.auto_disable_after_failures),
         };
         let created = api
             .create(input)
@@ -407,10 +662,7 @@ impl Resource<Herald> for DestinationResource {
             if headers_are_write_only(current) {
                 s.set_attr("custom_headers", Value::Null);
             }
-            s.set_attr(
-                "custom_headers_wo_version",
-                current.get("custom_headers_wo_version").clone(),
-            );
+            keep_terraform_only(&mut s, current);
             s
         }))
     }
@@ -428,6 +680,7 @@ impl Resource<Herald> for DestinationResource {
         let (sent, custom_headers) = outgoing_headers(&after, config)?;
         let headers_changed =
             before.custom_headers != after.custom_headers || before.wo_version != after.wo_version;
+        let rotate = rotation_grace(prior, planned)?;
         let input = DestinationInput {
             display_name: changed(&before.display_name, &after.display_name),
             url: changed(&before.url, &after.url),
@@ -435,13 +688,80 @@ impl Resource<Herald> for DestinationResource {
             alert_types: changed(&before.alert_types, &after.alert_types).map(|v| wire_names(&v)),
             // No headers is sent as the empty list, which clears them.
             custom_headers: headers_changed.then(|| custom_headers.unwrap_or_default()),
+            log_types: changed(&before.log_types, &after.log_types),
+            rate_limit_per_minute: changed(
+                &before.rate_limit_per_minute,
+                &after.rate_limit_per_minute,
+            ),
             enabled: changed(&before.enabled, &after.enabled),
+            auto_disable_after_failures: changed(
+                &before.auto_disable_after_failures,
+                &after.auto_disable_after_failures,
+            ),
         };
-        let updated = api
-            .update(id, input)
-            .await
-            .map_err(|e| api_error("update the destination", e, &sent))?;
-        Ok(state_after_write(&updated, planned))
+        // Nothing for Herald when only Terraform's own attributes changed (such as the grace
+        // period alone): no write, no audit entry, no new updated_at.
+        let mut current = if input.is_empty() {
+            None
+        } else {
+            Some(
+                api.update(id, input)
+                    .await
+                    .map_err(|e| api_error("update the destination", e, &sent))?,
+            )
+        };
+        // After the update, so a refused update leaves the secret as it was.
+        if let Some(grace) = rotate {
+            current =
+                Some(api.rotate_signing_secret(id, grace).await.map_err(|e| {
+                    api_error("rotate the signing secret", e, &SentHeaders::default())
+                })?);
+        }
+        let current = match current {
+            Some(d) => d,
+            None => api
+                .get(id)
+                .await
+                .map_err(|e| api_error("read the destination", e, &SentHeaders::default()))?
+                .ok_or_else(|| {
+                    Diagnostic::error(
+                        "Destination gone",
+                        format!("Herald has no destination with id {id:?} any more."),
+                    )
+                })?,
+        };
+        Ok(state_after_write(&current, planned))
+    }
+
+    fn modify_plan(&self, prior: &Value, _config: &Value, planned: &mut Value) -> Diagnostics {
+        let mut diags = Diagnostics::default();
+        if prior.is_null() {
+            return diags;
+        }
+        let next = planned.get("signing_secret_version");
+        if !next.is_known() {
+            // Might be a rotation: the secret is not known until apply.
+            planned.set_attr("signing_secret", Value::unknown());
+            planned.set_attr("previous_signing_secret_expires_at", Value::unknown());
+            return diags;
+        }
+        match (version_of(prior), version_of(planned)) {
+            (Some(old), Some(new)) if new < old => diags.push(
+                Diagnostic::error(
+                    "signing_secret_version cannot go down",
+                    format!(
+                        "signing_secret_version is {old} in the state and {new} in the plan. Rotations cannot be undone: raise the version to rotate again, or keep it at {old} (leaving it out means 1)."
+                    ),
+                )
+                .at(AttrPath::root("signing_secret_version")),
+            ),
+            (Some(old), Some(new)) if new > old => {
+                planned.set_attr("signing_secret", Value::unknown());
+                planned.set_attr("previous_signing_secret_expires_at", Value::unknown());
+            }
+            _ => {}
+        }
+        diags
     }
 
     async fn delete(&self, herald: &Herald, prior: &Value) -> Result<(), Diagnostics> {
@@ -548,6 +868,58 @@ mod tests {
         );
     }
 
+    #[test]
+    fn log_type_rules_point_at_log_types_and_name_the_value() {
+        let c = config(&[(
+            "log_types",
+            Value::Set(vec![
+                Value::string("AWS.CloudTrail"),
+                Value::unknown(),
+                Value::string("Okta SystemLog"),
+            ]),
+        )]);
+        let d = validate_config(&c);
+        assert_eq!(paths(&d), vec!["log_types"]);
+        assert_eq!(d.0[0].summary, "Invalid log_types value");
+        assert!(
+            d.0[0].detail.contains("\"Okta SystemLog\""),
+            "{}",
+            d.0[0].detail
+        );
+        let many = Value::set_of_strings((0..101).map(|i| format!("Custom.T{i}")));
+        let d = validate_config(&config(&[("log_types", many)]));
+        assert_eq!(paths(&d), vec!["log_types"]);
+        assert!(d.0[0].detail.contains("at most 100"), "{}", d.0[0].detail);
+        assert!(
+            validate_config(&config(&[(
+                "log_types",
+                Value::set_of_strings(["AWS.CloudTrail", "Okta.SystemLog"])
+            )]))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn rate_limit_rules_point_at_the_attribute() {
+        for (n, word) in [
+            (Value::Number(Number::Int(0)), "1 to 600000"),
+            (Value::Number(Number::Int(600_001)), "1 to 600000"),
+            (Value::Number(Number::Float(2.5)), "whole number"),
+        ] {
+            let d = validate_config(&config(&[("rate_limit_per_minute", n)]));
+            assert_eq!(paths(&d), vec!["rate_limit_per_minute"]);
+            assert!(d.0[0].detail.contains(word), "{}", d.0[0].detail);
+        }
+        for ok in [
+            Value::Number(Number::Int(1)),
+            Value::Number(Number::Int(600_000)),
+            Value::unknown(),
+            Value::Null,
+        ] {
+            assert!(validate_config(&config(&[("rate_limit_per_minute", ok)])).is_empty());
+        }
+    }
+
     fn destination(headers: Vec<(String, Option<String>)>) -> Destination {
         Destination {
             id: "d1".into(),
@@ -556,8 +928,13 @@ mod tests {
             severities: vec!["HIGH".into()],
             alert_types: vec!["RULE".into()],
             custom_headers: headers,
+            log_types: vec![],
+            rate_limit_per_minute: None,
             enabled: true,
+            auto_disable_after_failures: None,
+            disabled_reason: None,
             signing_secret: Some("whsec_x".into()),
+            previous_signing_secret_expires_at: None,
             created_at: "t".into(),
             updated_at: "t".into(),
         }
@@ -574,5 +951,98 @@ mod tests {
         let withheld = destination(vec![("X".into(), None)]);
         let prior = Value::Map(BTreeMap::from([("X".into(), Value::string("kept"))]));
         assert_eq!(state(&withheld, &prior).get("custom_headers"), &prior);
+    }
+
+    #[test]
+    fn rotation_attributes_are_checked_where_they_are_written() {
+        let c = config(&[
+            ("signing_secret_version", Value::Number(Number::Float(1.5))),
+            ("signing_secret_grace_period", Value::string("1 day")),
+        ]);
+        let d = validate_config(&c);
+        assert_eq!(
+            paths(&d),
+            vec!["signing_secret_version", "signing_secret_grace_period"]
+        );
+        assert!(d.0[0].detail.contains("whole number of 1 or more, got 1.5"));
+        assert!(d.0[1].detail.contains("\"1 day\""), "{}", d.0[1].detail);
+        let d = validate_config(&config(&[
+            ("signing_secret_version", Value::Number(Number::Int(0))),
+            ("signing_secret_grace_period", Value::string("721h")),
+        ]));
+        assert_eq!(
+            paths(&d),
+            vec!["signing_secret_version", "signing_secret_grace_period"]
+        );
+        assert!(d.0[1].detail.contains("at most 720h"), "{}", d.0[1].detail);
+        assert!(
+            validate_config(&config(&[
+                ("signing_secret_version", Value::Number(Number::Float(3.0))),
+                ("signing_secret_grace_period", Value::string("1h30m")),
+            ]))
+            .is_empty()
+        );
+    }
+
+    fn with_version(v: i64) -> Value {
+        let mut s = state(&destination(vec![]), &Value::Null);
+        s.set_attr("signing_secret_version", Value::Number(Number::Int(v)));
+        s
+    }
+
+    #[test]
+    fn raising_the_version_plans_a_new_secret_and_lowering_it_is_refused() {
+        let prior = with_version(2);
+        let mut same = prior.clone();
+        assert!(
+            DestinationResource
+                .modify_plan(&prior, &Value::Null, &mut same)
+                .is_empty()
+        );
+        assert_eq!(same, prior, "same version: the secret stays known");
+
+        let mut raised = with_version(3);
+        assert!(
+            DestinationResource
+                .modify_plan(&prior, &Value::Null, &mut raised)
+                .is_empty()
+        );
+        assert!(!raised.get("signing_secret").is_known());
+        assert!(!raised.get("previous_signing_secret_expires_at").is_known());
+
+        let mut lowered = with_version(1);
+        let d = DestinationResource.modify_plan(&prior, &Value::Null, &mut lowered);
+        assert_eq!(paths(&d), vec!["signing_secret_version"]);
+        assert!(
+            d.0[0].detail.contains("2 in the state and 1 in the plan"),
+            "{}",
+            d.0[0].detail
+        );
+
+        let mut created = with_version(5);
+        assert!(
+            DestinationResource
+                .modify_plan(&Value::Null, &Value::Null, &mut created)
+                .is_empty()
+        );
+        assert!(
+            created.get("signing_secret").is_known(),
+            "a create has no rotation"
+        );
+    }
+
+    #[test]
+    fn only_a_raised_version_rotates_and_with_the_planned_grace() {
+        let prior = with_version(1);
+        let mut grace_only = prior.clone();
+        grace_only.set_attr("signing_secret_grace_period", Value::string("1h"));
+        assert_eq!(rotation_grace(&prior, &grace_only).ok(), Some(None));
+        let mut raised = grace_only.clone();
+        raised.set_attr("signing_secret_version", Value::Number(Number::Int(2)));
+        assert_eq!(rotation_grace(&prior, &raised).ok(), Some(Some(3600)));
+        // A state written before versions existed counts as 1.
+        let mut old_state = prior.clone();
+        old_state.set_attr("signing_secret_version", Value::Null);
+        assert_eq!(rotation_grace(&old_state, &raised).ok(), Some(Some(3600)));
     }
 }

@@ -19,6 +19,11 @@ pub fn field_path(field: &Field, names: &[String], headers_attr: &str) -> AttrPa
         Field::AlertTypes => AttrPath::root("alert_types"),
         Field::HeaderName(i) | Field::HeaderValue(i) => header(*i),
         Field::CustomHeaders => AttrPath::root(headers_attr),
+        // Set elements have no address Terraform can show: the set itself is the place.
+        Field::LogType(_) | Field::LogTypes => AttrPath::root("log_types"),
+        Field::GracePeriod => AttrPath::root("signing_secret_grace_period"),
+        Field::AutoDisableAfterFailures => AttrPath::root("auto_disable_after_failures"),
+        Field::RateLimitPerMinute => AttrPath::root("rate_limit_per_minute"),
     }
 }
 
@@ -34,6 +39,10 @@ pub fn graphql_field_path(field: &str, names: &[String], headers_attr: &str) -> 
         "severities" => Field::Severities,
         "alertTypes" => Field::AlertTypes,
         "enabled" => return Some(AttrPath::root("enabled")),
+        "logTypes" => Field::LogTypes,
+        "gracePeriodSeconds" => Field::GracePeriod,
+        "autoDisableAfterFailures" => Field::AutoDisableAfterFailures,
+        "rateLimitPerMinute" => Field::RateLimitPerMinute,
         "customHeaders" => match rest.and_then(|r| r.split(']').next()?.parse::<usize>().ok()) {
             Some(i) => Field::HeaderName(i),
             None => Field::CustomHeaders,
@@ -69,6 +78,18 @@ mod tests {
         assert_eq!(
             graphql_field_path("displayName", &[], "custom_headers"),
             Some(AttrPath::root("display_name"))
+        );
+        assert_eq!(
+            graphql_field_path("logTypes[3]", &names, "custom_headers"),
+            Some(AttrPath::root("log_types"))
+        );
+        assert_eq!(
+            graphql_field_path("rateLimitPerMinute", &[], "custom_headers"),
+            Some(AttrPath::root("rate_limit_per_minute"))
+        );
+        assert_eq!(
+            graphql_field_path("autoDisableAfterFailures", &[], "custom_headers"),
+            Some(AttrPath::root("auto_disable_after_failures"))
         );
         assert_eq!(
             graphql_field_path("somethingNew", &[], "custom_headers"),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::diag::{AttrPath, Diagnostic, Diagnostics};
-use super::schema::{Mode, Schema};
+use super::schema::{Attribute, Mode, Schema};
 use super::value::Value;
 
 /// A provider: its own configuration, and the resources and data sources it offers. `Client` is
@@ -68,6 +68,13 @@ pub trait Resource<C>: Send + Sync {
     ) -> Result<Value, Diagnostics>;
 
     async fn delete(&self, client: &C, prior: &Value) -> Result<(), Diagnostics>;
+
+    /// Adjusts a create or update plan after the framework's rules (Terraform's ModifyPlan): marks
+    /// computed values that the change will renew as unknown, or refuses a change at plan time with
+    /// errors naming the attribute. `prior` is null on create. The default keeps the plan.
+    fn modify_plan(&self, _prior: &Value, _config: &Value, _planned: &mut Value) -> Diagnostics {
+        Diagnostics::default()
+    }
 
     /// A state for `terraform import`; Terraform reads it right after, so only the identifying
     /// attributes need to be set. Resources that cannot be imported keep this default.
@@ -168,6 +175,47 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
         planned,
         requires_replace,
     }
+}
+
+/// [`plan`], then the resource's [`Resource::modify_plan`] for creates and updates (a delete
+/// plans null: nothing to adjust). The resource may only touch computed attributes: Terraform
+/// refuses a plan that differs from the configuration, so such a change is reported as the bug
+/// it is rather than left to Terraform's generic message.
+pub fn plan_resource<C>(
+    resource: &dyn Resource<C>,
+    schema: &Schema,
+    prior: &Value,
+    proposed: &Value,
+    config: &Value,
+) -> Result<Plan, Diagnostics> {
+    let mut p = plan(schema, prior, proposed, config);
+    if p.planned.is_null() {
+        return Ok(p);
+    }
+    let before = p.planned.clone();
+    let diags = resource.modify_plan(prior, config, &mut p.planned);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let mut bugs = Diagnostics::default();
+    let configured = |a: &&Attribute| {
+        !a.is_computed() || (a.mode == Mode::OptionalComputed && !config.get(&a.name).is_null())
+    };
+    for a in schema.attributes.iter().filter(configured) {
+        if p.planned.get(&a.name) != before.get(&a.name) {
+            bugs.push(
+                Diagnostic::error(
+                    "Provider changed a configured value in the plan",
+                    format!(
+                        "{} is set by the configuration and cannot be planned otherwise; this is a bug in the provider.",
+                        a.name
+                    ),
+                )
+                .at(AttrPath::root(&a.name)),
+            );
+        }
+    }
+    if bugs.is_empty() { Ok(p) } else { Err(bugs) }
 }
 
 /// Checks a state a resource returned after create or update, and makes attributes the
@@ -401,5 +449,87 @@ mod tests {
         let err = finish_apply(&schema(), &planned, bad).unwrap_err();
         assert_eq!(err.0[0].path, Some(AttrPath::root("updated_at")));
         assert!(finish_apply(&schema(), &planned, Value::Null).is_err());
+    }
+
+    /// A resource that renews `id` in every plan, refuses, or (a bug) rewrites a configured value.
+    struct Modifying {
+        refuse: bool,
+        rewrite_config: bool,
+    }
+
+    #[async_trait]
+    impl Resource<()> for Modifying {
+        fn type_name(&self) -> &'static str {
+            "test_thing"
+        }
+        fn schema(&self) -> Schema {
+            schema()
+        }
+        async fn create(&self, _: &(), p: &Value, _: &Value) -> Result<Value, Diagnostics> {
+            Ok(p.clone())
+        }
+        async fn read(&self, _: &(), c: &Value) -> Result<Option<Value>, Diagnostics> {
+            Ok(Some(c.clone()))
+        }
+        async fn update(
+            &self,
+            _: &(),
+            _: &Value,
+            p: &Value,
+            _: &Value,
+        ) -> Result<Value, Diagnostics> {
+            Ok(p.clone())
+        }
+        async fn delete(&self, _: &(), _: &Value) -> Result<(), Diagnostics> {
+            Ok(())
+        }
+        fn modify_plan(&self, _: &Value, _: &Value, planned: &mut Value) -> Diagnostics {
+            if self.refuse {
+                return Diagnostic::error("No", "refused")
+                    .at(AttrPath::root("name"))
+                    .into();
+            }
+            planned.set_attr("id", Value::unknown());
+            if self.rewrite_config {
+                planned.set_attr("name", Value::string("other"));
+            }
+            Diagnostics::default()
+        }
+    }
+
+    #[test]
+    fn modify_plan_may_renew_computed_values_refuse_or_nothing_else() {
+        let config = obj(&[
+            ("name", Value::string("b")),
+            ("enabled", Value::Bool(false)),
+            ("region", Value::string("eu")),
+        ]);
+        let mut proposed = prior();
+        proposed.set_attr("name", Value::string("b"));
+        let ok = Modifying {
+            refuse: false,
+            rewrite_config: false,
+        };
+        let p = plan_resource(&ok, &schema(), &prior(), &proposed, &config).unwrap();
+        assert!(!p.planned.get("id").is_known(), "a stable value renewed");
+
+        let refusing = Modifying {
+            refuse: true,
+            rewrite_config: false,
+        };
+        let err = plan_resource(&refusing, &schema(), &prior(), &proposed, &config).unwrap_err();
+        assert_eq!(err.0[0].path, Some(AttrPath::root("name")));
+
+        let buggy = Modifying {
+            refuse: false,
+            rewrite_config: true,
+        };
+        let err = plan_resource(&buggy, &schema(), &prior(), &proposed, &config).unwrap_err();
+        assert_eq!(err.0[0].path, Some(AttrPath::root("name")));
+        assert!(err.0[0].detail.contains("bug in the provider"));
+
+        // A delete plans null and is not the resource's to adjust.
+        let p = plan_resource(&refusing, &schema(), &prior(), &Value::Null, &Value::Null).unwrap();
+        assert!(p.planned.is_null());
     }
 }

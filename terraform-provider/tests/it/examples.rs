@@ -52,6 +52,30 @@ fn the_complete_example_applies_and_destroys() {
             "Team identity"
         ])
     );
+    let mut cloud_logs: Vec<&str> = team["logTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    cloud_logs.sort();
+    assert_eq!(
+        cloud_logs,
+        ["AWS.CloudTrail", "AWS.S3ServerAccess", "AWS.VPCFlow"]
+    );
+    assert_eq!(
+        outputs["cloudtrail_destinations"]["value"],
+        serde_json::json!([
+            "Detection platform errors",
+            "SOC pager",
+            "Team cloud",
+            "Team detection"
+        ])
+    );
+    assert_eq!(
+        herald.destination_named("SOC pager")["autoDisableAfterFailures"],
+        50
+    );
     tf.assert_empty_plan();
     tf.ok(&["destroy", "-auto-approve", "-input=false"]);
     assert!(herald.destinations().is_empty());

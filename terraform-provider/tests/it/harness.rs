@@ -47,7 +47,7 @@ pub fn terraform_bin() -> PathBuf {
     .clone()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -64,6 +64,11 @@ pub struct Herald {
 
 impl Herald {
     pub fn start() -> Herald {
+        Self::start_with(&[])
+    }
+
+    /// Like `start`, with more environment (such as a fast `HERALD_RETRY_SCHEDULE`).
+    pub fn start_with(env: &[(&str, &str)]) -> Herald {
         let bin = herald_bin();
         assert!(
             bin.exists(),
@@ -74,10 +79,13 @@ impl Herald {
         let port = free_port();
         let mut child = Command::new(&bin)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            // Destinations in these tests point at loopback, which Herald refuses by default.
+            .env("HERALD_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
             .env(
                 "HERALD_DATABASE_URL",
                 format!("sqlite://{}/h.db", dir.path().display()),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -122,7 +130,7 @@ impl Herald {
         body["data"].clone()
     }
 
-    pub const FIELDS: &'static str = "id displayName url severities alertTypes customHeaders { name value } enabled signingSecret";
+    pub const FIELDS: &'static str = "id displayName url severities alertTypes customHeaders { name value } logTypes rateLimitPerMinute enabled autoDisableAfterFailures disabledReason signingSecret";
 
     pub fn destinations(&self) -> Vec<Value> {
         let q = format!(

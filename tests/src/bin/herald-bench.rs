@@ -84,6 +84,12 @@ async fn main() -> anyhow::Result<()> {
         .env("HERALD_DATABASE_URL", &db)
         .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
+        // The benchmark's receiver listens on loopback, which Herald refuses by default.
+        .env("HERALD_ALLOW_NETWORKS", herald_testkit::LOOPBACK_NETWORKS)
+        .env(
+            "HERALD_ENCRYPTION_KEY",
+            herald_testkit::test_encryption_key(),
+        )
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("HERALD_")))
         .stdout(Stdio::null())
         .spawn()?;

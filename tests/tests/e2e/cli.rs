@@ -93,6 +93,41 @@ async fn token_commands_work_beside_a_running_server(backend: Backend) {
     assert_eq!(me.status, 401);
     let again = herald(&db, dir.path(), &["token", "revoke", "ci"]);
     assert!(!again.status.success());
+
+    // The audit trail has each token change by `cli`, the failed commands not at all, and no token.
+    let admin_token = tokens_in(&server.stdout()).remove(0);
+    let admin = GraphqlClient::new(&server.base_url, Some(&admin_token));
+    let trail = admin
+        .query(
+            "{ auditEvents { totalCount edges { node { actor action targetType targetId changedFields } } } }",
+            json!({}),
+        )
+        .await;
+    let events: Vec<_> = trail.data()["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    let actions: Vec<_> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["token.revoked", "token.created", "token.created"],
+        "newest first: revoke ci, create ci, the first start's admin token"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["actor"] == "cli" && e["targetType"] == "api_token")
+    );
+    assert_eq!(events[0]["targetId"], events[1]["targetId"], "ci's own id");
+    assert_ne!(events[1]["targetId"], events[2]["targetId"]);
+    assert_eq!(events[1]["changedFields"], json!(["name", "role"]));
+    let body = trail.body.to_string();
+    assert!(!body.contains(&token) && !body.contains(&admin_token));
 }
 
 async fn replicas_migrating_together_both_succeed(backend: Backend) {

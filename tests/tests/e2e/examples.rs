@@ -52,6 +52,12 @@ async fn readme_examples_run(backend: Backend) {
     let created =
         run(&client, "create-destination", None).await["createDestination"]["destination"].clone();
     assert_eq!(created["displayName"], "SOC pager");
+    assert_eq!(
+        created["logTypes"],
+        json!(["AWS.CloudTrail", "Okta.SystemLog"])
+    );
+    assert_eq!(created["autoDisableAfterFailures"], 50);
+    assert_eq!(created["disabledReason"], Value::Null);
     let (_, v) = example("update-destination");
     let updated = run(
         &client,
@@ -86,6 +92,7 @@ async fn readme_examples_run(backend: Backend) {
         "the disabled example destination gets nothing"
     );
     assert_eq!(sent["deliveries"][0]["label"], "Local");
+    assert_eq!(sent["alert"]["logTypes"], json!(["AWS.CloudTrail"]));
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let failed = loop {
@@ -99,6 +106,25 @@ async fn readme_examples_run(backend: Backend) {
     let node = &failed["edges"][0]["node"];
     assert_eq!(node["attemptCount"], 11);
     assert_eq!(node["attempts"].as_array().unwrap().len(), 11);
+    assert_eq!(node["attempts"][10]["url"], json!(receiver.url));
+
+    let (_, v) = example("delivery-request");
+    let request = run(
+        &client,
+        "delivery-request",
+        Some(with(v, "DELIVERY_ID", &node["id"])),
+    )
+    .await["delivery"]
+        .clone();
+    let last = receiver.received().remove(10);
+    assert_eq!(
+        request["requestBody"].as_str().unwrap().as_bytes(),
+        last.body
+    );
+    assert_eq!(
+        request["attempts"][10]["requestHeaders"]["webhook-signature"],
+        json!(last.header("webhook-signature").unwrap())
+    );
 
     // Watch live while re-sending and testing.
     let mut ws = {
@@ -167,6 +193,42 @@ async fn readme_examples_run(backend: Backend) {
     )
     .await;
     assert_eq!(deleted["deleteDestination"]["deletedId"], created["id"]);
+
+    let (_, v) = example("audit-events");
+    let trail = run(
+        &client,
+        "audit-events",
+        Some(with(v, "DESTINATION_ID", &created["id"])),
+    )
+    .await["auditEvents"]
+        .clone();
+    let actions: Vec<_> = trail["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "destination.deleted",
+            "destination.disabled",
+            "destination.updated",
+            "destination.created"
+        ],
+        "{trail}"
+    );
+    assert_eq!(
+        trail["edges"][2]["node"]["changedFields"],
+        json!(["severities"])
+    );
+    assert!(
+        trail["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["node"]["actor"] == "admin")
+    );
 }
 
 herald_testkit::on_both_backends!(readme_examples_run);

@@ -2,7 +2,9 @@
 
 mod cli;
 mod durability;
+mod encryption;
 mod examples;
 mod fuzz;
+mod hostile;
 mod process;
 mod secrets;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use herald_testkit::{free_port, herald_bin};
+use herald_testkit::{free_port, herald_bin, test_encryption_key};
 
 pub struct HeraldProcess {
     pub child: Child,
@@ -19,18 +19,19 @@ impl HeraldProcess {
         Self::start_with(database_url, dir, &[]).await
     }
 
-    /// Like `start`, with extra environment variables (retry schedule, lease, …).
+    /// Like `start`, with extra environment variables (retry schedule, lease, …); an empty value
+    /// removes the variable.
     pub async fn start_with(database_url: &str, dir: &Path, env: &[(&str, &str)]) -> HeraldProcess {
         let port = free_port();
         let stdout_path = dir.join(format!("serve-{port}.out"));
         let stderr_path = dir.join(format!("serve-{port}.err"));
-        let child = Command::new(herald_bin())
+        let child = command(database_url, dir, env)
             .arg("serve")
-            .current_dir(dir)
-            .env("HERALD_DATABASE_URL", database_url)
             .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
+            // The tests' receivers listen on loopback, which Herald refuses by default.
+            .env("HERALD_ALLOW_NETWORKS", herald_testkit::LOOPBACK_NETWORKS)
+            .envs(env.iter().copied().filter(|(_, v)| !v.is_empty()))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).unwrap())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -98,15 +99,65 @@ impl Drop for HeraldProcess {
     }
 }
 
+/// `herald` on `database_url` in `dir`. On PostgreSQL it gets the test encryption
+/// key, as every replica must; `env` comes last (an empty value removes a variable).
+fn command(database_url: &str, dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(herald_bin());
+    cmd.current_dir(dir)
+        .env("HERALD_DATABASE_URL", database_url);
+    if database_url.starts_with("postgres") {
+        cmd.env("HERALD_ENCRYPTION_KEY", test_encryption_key());
+    }
+    for (k, v) in env {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
 /// Runs `herald ARGS` against `database_url` and returns its output.
 pub fn herald(database_url: &str, dir: &Path, args: &[&str]) -> Output {
-    Command::new(herald_bin())
+    herald_with(database_url, dir, &[], args)
+}
+
+/// Like `herald`, with extra environment variables; killed if it runs over a minute (a `serve`
+/// expected to fail that starts instead must not hang the test).
+pub fn herald_with(database_url: &str, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let n: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let out_path = dir.join(format!("cmd-{n}.out"));
+    let err_path = dir.join(format!("cmd-{n}.err"));
+    let mut child = command(database_url, dir, env)
         .args(args)
-        .current_dir(dir)
-        .env("HERALD_DATABASE_URL", database_url)
         .stdin(Stdio::null())
-        .output()
-        .expect("run herald")
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("run herald");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+    };
+    let _ = std::fs::remove_file(out_path);
+    let _ = std::fs::remove_file(err_path);
+    output
 }
 
 /// Every `hrld_…` token in `text`.

@@ -1,5 +1,7 @@
 use async_graphql::{Context, Object};
 
+use super::actor;
+
 use crate::dispatch::Dispatcher;
 use crate::dispatch::payload::PantherPayload;
 use crate::graphql::ApiError;
@@ -85,7 +87,7 @@ impl AlertMutation {
     ) -> ApiResult<SendTestAlertPayload> {
         let store = ctx.data_unchecked::<Store>();
         let dispatcher = ctx.data_unchecked::<Dispatcher>();
-        let target = destinations::get(store.db(), &input.destination_id)
+        let target = destinations::get(store.db(), store.secrets(), &input.destination_id)
             .await?
             .ok_or_else(|| ApiError::NotFound {
                 kind: "destination",
@@ -94,6 +96,7 @@ impl AlertMutation {
         let payload = test_payload();
         let (_, delivery) = alerts::insert_test(
             store.db(),
+            &actor(ctx),
             &payload,
             &target.id,
             &target.display_name,
@@ -126,7 +129,8 @@ impl AlertMutation {
                 "destinationIds must name at least one destination",
             ));
         }
-        let queued = deliveries::resend_alert(store.db(), &input.alert_id, &ids).await?;
+        let queued =
+            deliveries::resend_alert(store.db(), &actor(ctx), &input.alert_id, &ids).await?;
         ctx.data_unchecked::<Dispatcher>().wake();
         Ok(ResendAlertPayload {
             deliveries: queued.into_iter().map(Delivery).collect(),

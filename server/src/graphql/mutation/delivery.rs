@@ -1,5 +1,7 @@
 use async_graphql::{Context, Object};
 
+use super::actor;
+
 use crate::dispatch::Dispatcher;
 use crate::graphql::errors::ApiResult;
 use crate::graphql::types::{Delivery, ResendDeliveryInput, ResendDeliveryPayload};
@@ -18,7 +20,7 @@ impl DeliveryMutation {
         input: ResendDeliveryInput,
     ) -> ApiResult<ResendDeliveryPayload> {
         let store = ctx.data_unchecked::<Store>();
-        let resent = deliveries::resend(store.db(), &input.delivery_id).await?;
+        let resent = deliveries::resend(store.db(), &actor(ctx), &input.delivery_id).await?;
         ctx.data_unchecked::<Dispatcher>().wake();
         Ok(ResendDeliveryPayload {
             delivery: Delivery(resent),

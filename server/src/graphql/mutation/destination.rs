@@ -1,6 +1,8 @@
 use async_graphql::{Context, Object};
+use herald_domain::validate_grace_period_seconds;
 
 use super::actor;
+use crate::dispatch::Dispatcher;
 use crate::graphql::ApiError;
 use crate::graphql::errors::ApiResult;
 use crate::graphql::types::{
@@ -10,8 +12,14 @@ use crate::graphql::types::{
 };
 use crate::store::{Store, destinations};
 
-/// The longest grace period a rotation may give the previous secret: 30 days.
-const MAX_GRACE_SECONDS: i32 = 30 * 24 * 3600;
+/// Refuses a URL the dispatcher would refuse to send to (a literal internal address, or plain
+/// http when HTTPS is required), so the mistake shows when the destination is written.
+fn check_egress(ctx: &Context<'_>, url: &str) -> ApiResult<()> {
+    ctx.data_unchecked::<Dispatcher>()
+        .egress()
+        .check_url(url)
+        .map_err(|refusal| ApiError::bad_input("url", format!("url {refusal}")))
+}
 
 #[derive(Default)]
 pub struct DestinationMutation;
@@ -23,22 +31,36 @@ impl DestinationMutation {
         ctx: &Context<'_>,
         input: CreateDestinationInput,
     ) -> ApiResult<CreateDestinationPayload> {
+        check_egress(ctx, &input.url)?;
         let store = ctx.data_unchecked::<Store>();
-        let created = destinations::create(store.db(), &actor(ctx), input.into()).await?;
+        let created =
+            destinations::create(store.db(), store.secrets(), &actor(ctx), input.into()).await?;
         Ok(CreateDestinationPayload {
             destination: Destination(created),
         })
     }
 
     /// Changes only the fields given; `customHeaders`, when given, replaces the whole list.
+    /// `enabled: true` clears `disabledReason` and releases the deliveries held while disabled.
     async fn update_destination(
         &self,
         ctx: &Context<'_>,
         input: UpdateDestinationInput,
     ) -> ApiResult<UpdateDestinationPayload> {
         let store = ctx.data_unchecked::<Store>();
+        if let Some(url) = &input.url {
+            check_egress(ctx, url)?;
+        }
         let (id, patch) = input.into_patch();
-        let updated = destinations::update(store.db(), &actor(ctx), &id, patch).await?;
+        let enabling = patch.enabled == Some(true);
+        let updated =
+            destinations::update(store.db(), store.secrets(), &actor(ctx), &id, patch).await?;
+        let dispatcher = ctx.data_unchecked::<Dispatcher>();
+        if enabling {
+            // Its held deliveries are due already; no need to wait for the next poll.
+            dispatcher.wake();
+        }
+        dispatcher.destination_changed(updated.clone());
         Ok(UpdateDestinationPayload {
             destination: Destination(updated),
         })
@@ -63,23 +85,18 @@ impl DestinationMutation {
         ctx: &Context<'_>,
         input: RotateSigningSecretInput,
     ) -> ApiResult<RotateSigningSecretPayload> {
-        let grace = input.grace_period_seconds.unwrap_or(0);
-        if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-            return Err(ApiError::bad_input(
-                "gracePeriodSeconds",
-                format!(
-                    "gracePeriodSeconds must be between 0 and {MAX_GRACE_SECONDS} (30 days), got {grace}"
-                ),
-            ));
-        }
+        let grace = validate_grace_period_seconds(input.grace_period_seconds.unwrap_or(0).into())?;
         let store = ctx.data_unchecked::<Store>();
         let rotated = destinations::rotate_secret(
             store.db(),
+            store.secrets(),
             &actor(ctx),
             &input.id,
             chrono::Duration::seconds(grace.into()),
         )
         .await?;
+        ctx.data_unchecked::<Dispatcher>()
+            .destination_changed(rotated.clone());
         Ok(RotateSigningSecretPayload {
             destination: Destination(rotated),
         })

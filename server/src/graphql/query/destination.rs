@@ -13,7 +13,9 @@ impl DestinationQuery {
     /// The destination with this id; null when there is none.
     async fn destination(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Destination>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(destinations::get(store.db(), &id).await?.map(Destination))
+        Ok(destinations::get(store.db(), store.secrets(), &id)
+            .await?
+            .map(Destination))
     }
 
     /// Destinations in creation order. `displayName` filters on an exact, case-insensitive match.
@@ -28,6 +30,7 @@ impl DestinationQuery {
         let store = ctx.data_unchecked::<Store>();
         let page = destinations::list(
             store.db(),
+            store.secrets(),
             args.first,
             args.after.as_deref(),
             display_name.as_deref(),

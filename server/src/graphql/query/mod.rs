@@ -1,6 +1,7 @@
 //! Query roots, one per domain, merged.
 
 mod alert;
+mod audit;
 mod delivery;
 mod destination;
 mod viewer;
@@ -14,4 +15,5 @@ pub struct QueryRoot(
     alert::AlertQuery,
     delivery::DeliveryQuery,
     viewer::ViewerQuery,
+    audit::AuditQuery,
 );

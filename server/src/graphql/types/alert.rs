@@ -20,6 +20,8 @@ pub struct Alert {
     pub received_at: DateTime,
     /// The JSON body sent to destinations, exactly.
     pub payload: Json<serde_json::Value>,
+    /// The log types the alert named, which routed it; [] when none. Not part of the payload.
+    pub log_types: Vec<String>,
 }
 
 impl From<alerts::Alert> for Alert {
@@ -33,6 +35,7 @@ impl From<alerts::Alert> for Alert {
             created_at: a.created_at.into(),
             received_at: a.received_at.into(),
             payload: Json(serde_json::from_str(&a.body).unwrap_or_default()),
+            log_types: a.log_types,
         }
     }
 }
@@ -80,6 +83,10 @@ pub struct SendAlertInput {
     pub destination_overrides: Option<Vec<ID>>,
     /// The destinations computed at detection time; at most 10.
     pub dynamic_destinations: Option<Vec<ID>>,
+    /// The log types the alert came from (like AWS.CloudTrail): a destination with log types
+    /// receives it by severity only if one matches. Omitted or []: none, which passes every
+    /// destination's log-type filter. At most 100, unique; letters, digits, '.' and '_'.
+    pub log_types: Option<Vec<String>>,
 }
 
 fn ids(list: Option<Vec<ID>>) -> Option<Vec<String>> {
@@ -105,6 +112,7 @@ impl From<SendAlertInput> for AlertDraft {
             dynamic_severity: i.dynamic_severity.map(Into::into),
             destination_overrides: ids(i.destination_overrides),
             dynamic_destinations: ids(i.dynamic_destinations),
+            log_types: i.log_types,
         }
     }
 }

@@ -21,10 +21,13 @@ pub enum DeliveryStateGql {
     Failed,
 }
 
-/// One alert on its way to one destination.
+// Named `DeliveryStatus` in the API, as Panther's console calls this record; the Rust name stays
+// `Delivery`, like the store's. Connections and edges are named after the API name
+// (`DeliveryStatusConnection`, `DeliveryStatusEdge`).
 pub struct Delivery(pub deliveries::Delivery);
 
-#[Object]
+/// One alert on its way to one destination: its state, each attempt and the request sent.
+#[Object(name = "DeliveryStatus")]
 impl Delivery {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
@@ -52,9 +55,11 @@ impl Delivery {
     /// Null once the destination is deleted; `label` keeps its name.
     async fn destination(&self, ctx: &Context<'_>) -> ApiResult<Option<Destination>> {
         let store = ctx.data_unchecked::<Store>();
-        Ok(destinations::get(store.db(), &self.0.destination_id)
-            .await?
-            .map(Destination))
+        Ok(
+            destinations::get(store.db(), store.secrets(), &self.0.destination_id)
+                .await?
+                .map(Destination),
+        )
     }
 
     /// The destination's display name when the delivery was made.
@@ -88,6 +93,17 @@ impl Delivery {
 
     async fn attempt_count(&self) -> i32 {
         self.0.attempt_count
+    }
+
+    /// The exact bytes that were signed and sent: the same on every attempt and re-send.
+    async fn request_body(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        let store = ctx.data_unchecked::<Store>();
+        alerts::body(store.db(), &self.0.alert_id)
+            .await?
+            .ok_or(ApiError::NotFound {
+                kind: "alert",
+                id: self.0.alert_id.clone(),
+            })
     }
 
     async fn attempts(&self, ctx: &Context<'_>) -> ApiResult<Vec<DeliveryAttempt>> {
@@ -146,6 +162,13 @@ pub struct DeliveryAttempt {
     /// Response headers that explain the outcome (Content-Type, Retry-After, Location, …).
     pub response_headers: Option<Json<serde_json::Value>>,
     pub error: Option<String>,
+    /// The URL this attempt used: a destination's URL can change between retries. Empty for
+    /// attempts recorded before Herald kept it.
+    pub url: String,
+    /// The headers sent, by lower-case name. Custom header values read `"********"` for everyone
+    /// (they are never stored); the Standard Webhooks headers are shown as sent. `{}` for attempts
+    /// recorded before Herald kept them.
+    pub request_headers: Json<serde_json::Value>,
 }
 
 impl From<deliveries::Attempt> for DeliveryAttempt {
@@ -159,6 +182,11 @@ impl From<deliveries::Attempt> for DeliveryAttempt {
             response_truncated: a.response_truncated,
             response_headers: a.response_headers.map(Json),
             error: a.error,
+            url: a.url.unwrap_or_default(),
+            request_headers: Json(
+                a.request_headers
+                    .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+            ),
         }
     }
 }

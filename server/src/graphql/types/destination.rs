@@ -1,5 +1,5 @@
 use async_graphql::connection::Connection;
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use herald_domain::{AlertType, Severity};
 
 use super::{
@@ -55,13 +55,58 @@ impl Destination {
             .collect()
     }
 
+    /// The log types routed here by severity: an alert that names log types arrives only if one
+    /// of them is listed. [] means every log type. Alerts that name no log type, and alerts that
+    /// name this destination explicitly, are not filtered.
+    async fn log_types(&self) -> &[String] {
+        &self.0.log_types
+    }
+
+    /// Requests per minute this destination receives at most; null: no limit. Deliveries over
+    /// the rate wait in the queue (not failed, no attempt counted) and go out as it allows, with
+    /// a burst of at most one second's worth. The test alert goes at once but counts.
+    async fn rate_limit_per_minute(&self) -> Option<i32> {
+        self.0.rate_limit_per_minute
+    }
+
     async fn enabled(&self) -> bool {
         self.0.enabled
+    }
+
+    /// While false, new alerts do not route here and its pending and retrying deliveries are held
+    /// until it is enabled again.
+    ///
+    /// After this many consecutive deliveries end FAILED (retries used up; test alerts do not
+    /// count; any success resets the count), Herald disables the destination. Null: never.
+    async fn auto_disable_after_failures(&self) -> Option<i32> {
+        self.0.auto_disable_after_failures
+    }
+
+    /// Why Herald disabled it, e.g. "auto-disabled after 20 consecutive failed deliveries;
+    /// last: request failed: 503 …". Null while enabled, and when disabled by hand.
+    async fn disabled_reason(&self) -> Option<&str> {
+        self.0.disabled_reason.as_deref()
+    }
+
+    /// When it was last disabled, by hand or by Herald; null while enabled.
+    async fn disabled_at(&self) -> Option<DateTime> {
+        self.0.disabled_at.map(Into::into)
     }
 
     /// "whsec_" + base64 of 32 random bytes; null for viewers.
     async fn signing_secret(&self, ctx: &Context<'_>) -> Option<&str> {
         sees_secrets(ctx).then_some(self.0.signing_secret.as_str())
+    }
+
+    /// When the signing secret before the last rotation stops signing; null when no previous
+    /// secret signs (never rotated, rotated without a grace period, or the grace period is over).
+    async fn previous_signing_secret_expires_at(&self) -> Option<DateTime> {
+        self.0
+            .previous_signing_secret
+            .as_ref()
+            .map(|(_, until)| *until)
+            .filter(|until| *until > crate::store::now())
+            .map(Into::into)
     }
 
     async fn created_at(&self) -> DateTime {
@@ -154,8 +199,16 @@ pub struct CreateDestinationInput {
     /// Omitted: all six; an empty list is an error.
     pub alert_types: Option<Vec<AlertTypeGql>>,
     pub custom_headers: Option<Vec<CustomHeaderInput>>,
+    /// Omitted or []: every log type. At most 100, unique; each 1 to 128 letters, digits, '.'
+    /// and '_' (like AWS.CloudTrail).
+    pub log_types: Option<Vec<String>>,
+    /// Requests per minute at most, 1 to 600000. Omitted or null: no limit.
+    pub rate_limit_per_minute: Option<i32>,
     /// Omitted: true.
     pub enabled: Option<bool>,
+    /// Disable the destination after this many consecutive failed deliveries, 1 to 10000.
+    /// Omitted or null: never.
+    pub auto_disable_after_failures: Option<i32>,
 }
 
 impl From<CreateDestinationInput> for destinations::NewDestination {
@@ -166,12 +219,15 @@ impl From<CreateDestinationInput> for destinations::NewDestination {
             severities: i.severities.map(severities),
             alert_types: i.alert_types.map(alert_types),
             custom_headers: i.custom_headers.map(headers).unwrap_or_default(),
+            log_types: i.log_types,
+            rate_limit_per_minute: i.rate_limit_per_minute,
             enabled: i.enabled,
+            auto_disable_after_failures: i.auto_disable_after_failures,
         }
     }
 }
 
-/// Only the fields given change; customHeaders, when given, replaces the whole list.
+/// Only the fields given change; customHeaders and logTypes, when given, replace the whole list.
 #[derive(InputObject)]
 pub struct UpdateDestinationInput {
     pub id: ID,
@@ -180,7 +236,15 @@ pub struct UpdateDestinationInput {
     pub severities: Option<Vec<SeverityGql>>,
     pub alert_types: Option<Vec<AlertTypeGql>>,
     pub custom_headers: Option<Vec<CustomHeaderInput>>,
+    /// []: every log type again.
+    pub log_types: Option<Vec<String>>,
+    /// 1 to 600000; null removes the limit; omitted leaves it as it is.
+    pub rate_limit_per_minute: MaybeUndefined<i32>,
+    /// true also clears disabledReason and disabledAt and starts the failure count afresh; the
+    /// deliveries held while it was disabled go out.
     pub enabled: Option<bool>,
+    /// 1 to 10000; null: never auto-disable; omitted: unchanged.
+    pub auto_disable_after_failures: MaybeUndefined<i32>,
 }
 
 impl UpdateDestinationInput {
@@ -193,7 +257,18 @@ impl UpdateDestinationInput {
                 severities: self.severities.map(severities),
                 alert_types: self.alert_types.map(alert_types),
                 custom_headers: self.custom_headers.map(headers),
+                log_types: self.log_types,
+                rate_limit_per_minute: match self.rate_limit_per_minute {
+                    MaybeUndefined::Undefined => None,
+                    MaybeUndefined::Null => Some(None),
+                    MaybeUndefined::Value(n) => Some(Some(n)),
+                },
                 enabled: self.enabled,
+                auto_disable_after_failures: match self.auto_disable_after_failures {
+                    MaybeUndefined::Undefined => None,
+                    MaybeUndefined::Null => Some(None),
+                    MaybeUndefined::Value(n) => Some(Some(n)),
+                },
             },
         )
     }

@@ -1,6 +1,7 @@
 //! GraphQL types, built from store values (never derived on database rows).
 
 mod alert;
+mod audit;
 mod connection;
 mod delivery;
 mod destination;
@@ -8,6 +9,7 @@ mod scalars;
 mod viewer;
 
 pub use alert::*;
+pub use audit::AuditEvent;
 pub use connection::{ConnectionArgs, TotalCount, connection};
 pub use delivery::*;
 pub use destination::*;

@@ -20,6 +20,9 @@ pub struct Model {
     /// Routing inputs kept for re-sends and audits (JSON).
     #[sea_orm(column_type = "Text")]
     pub routing: String,
+    /// JSON list of the log types the alert names (`[]`: none); the severity tier routes by it.
+    #[sea_orm(column_type = "Text")]
+    pub log_types: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

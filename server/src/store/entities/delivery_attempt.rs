@@ -21,6 +21,13 @@ pub struct Model {
     pub response_headers: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
+    /// The URL this attempt used; null for attempts recorded before it was kept.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub url: Option<String>,
+    /// JSON object of the request headers sent, custom header values masked (never the real
+    /// ones: they are secrets); null for attempts recorded before they were kept.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub request_headers: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,7 +3,7 @@
 
 pub mod alert;
 pub mod api_token;
-pub mod audit_log;
+pub mod audit_event;
 pub mod delivery;
 pub mod delivery_attempt;
 pub mod destination;

@@ -1,4 +1,4 @@
-//! PlanResourceChange: decoding, then [`framework::plan`].
+//! PlanResourceChange: decoding, then [`framework::plan_resource`].
 
 use super::{ProviderService, collect, pb};
 use crate::tfplugin::convert::{self, decode, encode};
@@ -42,7 +42,7 @@ pub(super) async fn plan<P: Provider>(
                 return Err(used);
             }
         }
-        let plan = framework::plan(&e.schema, &prior, &proposed, &config);
+        let plan = framework::plan_resource(&*e.imp, &e.schema, &prior, &proposed, &config)?;
         Ok((encode(&plan.planned, &e.ty), plan.requires_replace))
     })();
     let (out, diagnostics) = collect(r);
