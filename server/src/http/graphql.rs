@@ -117,9 +117,17 @@ pub async fn subscribe(
         .on_upgrade(move |socket| async move {
             let store = app.store.clone();
             let (mut sink, mut stream) = socket.split();
-            let sink =
+            // async-graphql ends the session at the first read error without a word; kept here
+            // so the client can be told why (a message over the limit, a protocol error).
+            let mut read_error = None;
+            let input = (&mut stream).inspect(|item| {
+                if let Err(e) = item {
+                    read_error.get_or_insert_with(|| ReadError::of(e));
+                }
+            });
+            let fitted =
                 (&mut sink).with(|m| async move { Ok::<_, axum::Error>(fit_close_reason(m)) });
-            GraphQLWebSocket::new_with_pair(sink, &mut stream, app.schema.clone(), protocol)
+            GraphQLWebSocket::new_with_pair(fitted, input, app.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let token = from_header
                         .or_else(|| auth::bearer_from_init_payload(&payload))
@@ -137,19 +145,97 @@ pub async fn subscribe(
                 })
                 .serve()
                 .await;
-            // When the server ends the session (a refused connection_init, a protocol error) it
-            // has sent its close frame; reading on until the client's own close frame completes
-            // the closing handshake. Closing the socket with the client's frames unread would
-            // reset the connection, and the reset can swallow the close frame and its reason.
+            match read_error {
+                None => {}
+                Some(ReadError::Gone) => return,
+                Some(ReadError::Refused {
+                    code,
+                    reason,
+                    read_on,
+                }) => {
+                    let close = Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    }));
+                    if sink.send(fit_close_reason(close)).await.is_err() || !read_on {
+                        return;
+                    }
+                }
+            }
+            // When the server ends the session (a refused connection_init, a protocol error, a
+            // message over the limit) it has sent its close frame; reading on until the client's
+            // own close frame completes the closing handshake. Closing the socket with the
+            // client's frames unread would reset the connection, and the reset can swallow the
+            // close frame and its reason. Frames refused on the way (the rest of an oversized
+            // message) are skipped; each is bounded by the frame limit.
             let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
-                while let Some(Ok(message)) = stream.next().await {
-                    if matches!(message, Message::Close(_)) {
-                        break;
+                let mut errors = 0;
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(Message::Close(_)) => break,
+                        Ok(_) => {}
+                        Err(_) if errors < MAX_SKIPPED_ERRORS => errors += 1,
+                        Err(_) => break,
                     }
                 }
             })
             .await;
         })
+}
+
+/// Read errors skipped while waiting for the client's close frame, before giving up on it.
+const MAX_SKIPPED_ERRORS: usize = 16;
+
+/// How large an oversized message may be for the server to read it through (and discard it) on
+/// its way to the client's close frame. tungstenite refuses a frame on its header and reads the
+/// frame whole on the next read, so the bound keeps that read from filling memory.
+const MAX_DISCARD: usize = 4 * MAX_BODY;
+
+/// Why reading a WebSocket failed, as far as the client needs telling.
+#[derive(Debug, PartialEq)]
+enum ReadError {
+    /// The connection is gone (reset, closed): nothing can be sent.
+    Gone,
+    /// The client broke a rule: close with this code and reason; `read_on` when the rest of the
+    /// connection may be read to complete the closing handshake.
+    Refused {
+        code: u16,
+        reason: String,
+        read_on: bool,
+    },
+}
+
+impl ReadError {
+    fn of(e: &axum::Error) -> Self {
+        use tungstenite::error::{CapacityError, Error as WsError};
+        let Some(e) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<WsError>()) else {
+            return ReadError::Gone;
+        };
+        match e {
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                ReadError::Refused {
+                    // 1009: Message Too Big (RFC 6455 7.4.1).
+                    code: 1009,
+                    reason: format!(
+                        "a message may be at most {max_size} bytes (1 MiB), got {size}"
+                    ),
+                    read_on: *size <= MAX_DISCARD,
+                }
+            }
+            // 1007: a text frame that is not UTF-8.
+            WsError::Utf8(_) => ReadError::Refused {
+                code: 1007,
+                reason: "text frames must be UTF-8".into(),
+                read_on: true,
+            },
+            WsError::Protocol(p) => ReadError::Refused {
+                code: 1002,
+                reason: format!("WebSocket protocol error: {p}"),
+                read_on: true,
+            },
+            _ => ReadError::Gone,
+        }
+    }
 }
 
 /// A close frame is a control frame: 125 bytes at most, two of them the code (RFC 6455 5.5).
@@ -196,5 +282,43 @@ mod tests {
             reason: "Unauthorized".into(),
         }));
         assert_eq!(fit_close_reason(short.clone()), short);
+    }
+
+    /// Found by the end-to-end fuzz test after the 1 MiB message limit: a larger message ended
+    /// the session without a close frame, and the unread rest reset the connection.
+    #[test]
+    fn a_message_over_the_limit_is_answered_with_1009() {
+        use tungstenite::error::{CapacityError, Error as WsError};
+        let too_long = |size| {
+            ReadError::of(&axum::Error::new(WsError::Capacity(
+                CapacityError::MessageTooLong {
+                    size,
+                    max_size: MAX_BODY,
+                },
+            )))
+        };
+        let ReadError::Refused {
+            code,
+            reason,
+            read_on,
+        } = too_long(3 << 20)
+        else {
+            panic!("refused with a reason")
+        };
+        assert_eq!(code, 1009);
+        assert!(
+            reason.contains("1048576") && reason.contains("3145728"),
+            "{reason}"
+        );
+        assert!(reason.len() <= 123, "fits a close frame: {reason}");
+        assert!(read_on);
+        let ReadError::Refused { read_on, .. } = too_long(usize::MAX) else {
+            panic!("refused")
+        };
+        assert!(!read_on, "a frame declared huge is not read through");
+        assert_eq!(
+            ReadError::of(&axum::Error::new(WsError::ConnectionClosed)),
+            ReadError::Gone
+        );
     }
 }

@@ -183,3 +183,40 @@ async fn graphiql_and_graphql_js_introspection_pass_every_limit() {
         }
     }
 }
+
+/// A WebSocket message over 1 MiB ends the session with close code 1009 and a reason naming the
+/// limit, after the frames the client sent behind it: not a reset, which would lose the reason.
+#[tokio::test]
+async fn a_websocket_message_over_one_mib_is_closed_with_1009() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut ws = crate::subscription::connect(&app).await;
+    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", app.admin_token)}});
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let ack = crate::subscription::next_json(&mut ws).await.unwrap();
+    assert_eq!(ack["type"], "connection_ack");
+    ws.send(Message::Text("x".repeat(2 << 20).into()))
+        .await
+        .unwrap();
+    // Frames behind the oversized one, as a client that has not noticed yet sends them.
+    let _ = ws.send(Message::Ping(b"after".to_vec().into())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed within 20 s")
+    .expect("with a close frame");
+    assert_eq!(closed.code, CloseCode::Size);
+    assert!(closed.reason.contains("1048576"), "{}", closed.reason);
+}
