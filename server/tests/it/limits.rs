@@ -134,6 +134,16 @@ async fn depth_complexity_aliases_and_size_are_limited_by_name_and_value() {
     let resp = app.admin.query(&doc, json!({})).await;
     limit_error(&resp, "complexity", limits::MAX_COMPLEXITY);
 
+    // Nested pages: each list counts once per item a page may hold, so a query that would read a
+    // million rows behind three small-looking levels is refused before it runs.
+    let nested = "{ destinations(first: 100) { nodes { deliveries(first: 100) { nodes { id attempts { number } } } } } }";
+    let resp = app.admin.query(nested, json!({})).await;
+    limit_error(&resp, "complexity", limits::MAX_COMPLEXITY);
+    // A page the console or the provider asks for passes.
+    let page = "{ destinations(first: 100) { totalCount nodes { id displayName url enabled deliveryCounts { pending failed } } } deliveries(first: 25) { nodes { id state attempts { number statusCode } } } }";
+    let resp = app.admin.query(page, json!({})).await;
+    assert!(resp.body["errors"].is_null(), "{:#}", resp.body);
+
     // Aliases: one more than allowed.
     let fields: String = (0..=limits::MAX_ALIASES)
         .map(|i| format!("a{i}: viewer {{ tokenName }} "))
