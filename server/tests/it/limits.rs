@@ -124,15 +124,26 @@ async fn depth_complexity_aliases_and_size_are_limited_by_name_and_value() {
 
     // Complexity: fragments that double at each level, so the document stays small and shallow.
     let mut doc = String::from("fragment F0 on __Type { name kind description specifiedByURL }\n");
-    for k in 1..=10 {
+    for k in 1..=12 {
         doc.push_str(&format!(
             "fragment F{k} on __Type {{ ...F{p} ofType {{ ...F{p} }} }}\n",
             p = k - 1
         ));
     }
-    doc.push_str("{ __schema { types { ...F10 } } }");
+    doc.push_str("{ __schema { types { ...F12 } } }");
     let resp = app.admin.query(&doc, json!({})).await;
     limit_error(&resp, "complexity", limits::MAX_COMPLEXITY);
+
+    // Nested pages: each list counts once per item a page may hold, so a query that would read a
+    // million rows behind three small-looking levels is refused before it runs.
+    let nested = "{ destinations(first: 100) { nodes { deliveries(first: 100) { nodes { id attempts { number } } } } } }";
+    let resp = app.admin.query(nested, json!({})).await;
+    limit_error(&resp, "complexity", limits::MAX_COMPLEXITY);
+    // Pages the console or the provider ask for pass: every destination with its counts, and a
+    // page of 100 deliveries with every field of their attempts.
+    let page = "{ destinations(first: 100) { totalCount nodes { id displayName url enabled deliveryCounts { pending failed } } } deliveries(first: 100) { nodes { id state statusCode message attemptCount requestBody attempts { number url startedAt durationMs statusCode responseBody responseTruncated responseHeaders requestHeaders error } } } }";
+    let resp = app.admin.query(page, json!({})).await;
+    assert!(resp.body["errors"].is_null(), "{:#}", resp.body);
 
     // Aliases: one more than allowed.
     let fields: String = (0..=limits::MAX_ALIASES)

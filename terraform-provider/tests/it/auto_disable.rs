@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Herald, Tf, free_port};
+use crate::harness::{Herald, Tf, free_port, squeezed};
 
 fn config(url: &str, threshold: Option<&str>) -> String {
     let attr = threshold
@@ -36,15 +36,6 @@ fn wait_for(herald: &Herald, name: &str, done: impl Fn(&Value) -> bool) -> Value
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Terraform aligns the `=` of a block's attributes, so the padding changes with the longest
-/// name: compare with runs of spaces folded to one.
-fn squeezed(text: &str) -> String {
-    text.split(' ')
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[test]

@@ -330,3 +330,12 @@ pub fn sorted(v: &Value) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Terraform aligns the `=` of a block's attributes, so the padding changes with the longest
+/// name: compare with runs of spaces folded to one.
+pub fn squeezed(text: &str) -> String {
+    text.split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Herald, Tf};
+use crate::harness::{Herald, Tf, squeezed};
 
 fn config(limit: Option<&str>) -> String {
     let attr = limit
@@ -25,7 +25,7 @@ fn rate_limit_applies_changes_and_clears_with_empty_second_plans() {
     tf.config(&config(Some("60")));
     let plan = tf.plan();
     assert!(
-        plan.stdout.contains("rate_limit_per_minute = 60"),
+        squeezed(&plan.stdout).contains("rate_limit_per_minute = 60"),
         "{}",
         plan.stdout
     );

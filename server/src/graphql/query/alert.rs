@@ -17,6 +17,7 @@ impl AlertQuery {
     }
 
     /// Alerts, newest first, optionally of one severity and received since a time.
+    #[graphql(complexity = "crate::graphql::limits::page_cost(first, child_complexity)")]
     async fn alerts(
         &self,
         ctx: &Context<'_>,

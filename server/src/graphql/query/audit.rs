@@ -15,7 +15,10 @@ pub struct AuditQuery;
 impl AuditQuery {
     /// Changes made through the API and the command line, newest first; ADMIN tokens only.
     /// `targetId` and `action` match exactly; `since` keeps events at or after that time.
-    #[graphql(guard = "AdminOnly")]
+    #[graphql(
+        guard = "AdminOnly",
+        complexity = "crate::graphql::limits::page_cost(first, child_complexity)"
+    )]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,

@@ -18,6 +18,7 @@ impl DeliveryQuery {
     }
 
     /// Deliveries, newest first, optionally of one destination, one alert, one state.
+    #[graphql(complexity = "crate::graphql::limits::page_cost(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,

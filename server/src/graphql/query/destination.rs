@@ -19,6 +19,7 @@ impl DestinationQuery {
     }
 
     /// Destinations in creation order. `displayName` filters on an exact, case-insensitive match.
+    #[graphql(complexity = "crate::graphql::limits::page_cost(first, child_complexity)")]
     async fn destinations(
         &self,
         ctx: &Context<'_>,

@@ -43,6 +43,9 @@ impl From<alerts::Alert> for Alert {
 #[ComplexObject]
 impl Alert {
     /// Every delivery of this alert, re-sends included, oldest first.
+    // An alert reaches a handful of destinations; counted as ten so a page of alerts with their
+    // deliveries weighs what it reads.
+    #[graphql(complexity = "crate::graphql::limits::list_cost(10, child_complexity)")]
     async fn deliveries(&self, ctx: &Context<'_>) -> ApiResult<Vec<Delivery>> {
         let store = ctx.data_unchecked::<Store>();
         Ok(deliveries::for_alert(store.db(), &self.id)

@@ -106,6 +106,7 @@ impl Delivery {
             })
     }
 
+    #[graphql(complexity = "crate::graphql::limits::list_cost(11, child_complexity)")]
     async fn attempts(&self, ctx: &Context<'_>) -> ApiResult<Vec<DeliveryAttempt>> {
         let store = ctx.data_unchecked::<Store>();
         Ok(deliveries::attempts(store.db(), &self.0.id)

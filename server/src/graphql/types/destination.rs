@@ -118,6 +118,7 @@ impl Destination {
     }
 
     /// This destination's deliveries, newest first.
+    #[graphql(complexity = "crate::graphql::limits::page_cost(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,

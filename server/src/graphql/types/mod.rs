@@ -2,7 +2,7 @@
 
 mod alert;
 mod audit;
-mod connection;
+pub(crate) mod connection;
 mod delivery;
 mod destination;
 mod scalars;
