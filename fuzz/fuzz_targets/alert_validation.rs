@@ -3,15 +3,15 @@
 //! refused one is refused with an error that names its field.
 #![no_main]
 
+use arbitrary::{Result, Unstructured};
 use chrono::{DateTime, Utc};
 use herald_domain::alert::{
     AlertDraft, AlertInputError, MAX_CONTEXT_BYTES, MAX_DYNAMIC_DESTINATIONS, MAX_TAGS,
     PantherAlert,
 };
 use herald_domain::payload::PantherPayload;
-use herald_domain::{AlertType, Severity, WireEnum};
+use herald_domain::{AlertType, MAX_LOG_TYPES, Severity, WireEnum, validate_log_type};
 use herald_fuzz::{json_object, json_value};
-use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -45,8 +45,16 @@ fn draft(u: &mut Unstructured) -> Result<AlertDraft> {
         detection_id: u.arbitrary()?,
         title: u.arbitrary()?,
         name: u.arbitrary()?,
-        severity: if u.arbitrary()? { Some(pick_severity(u)?) } else { None },
-        alert_type: if u.arbitrary()? { Some(*u.choose(AlertType::ALL)?) } else { None },
+        severity: if u.arbitrary()? {
+            Some(pick_severity(u)?)
+        } else {
+            None
+        },
+        alert_type: if u.arbitrary()? {
+            Some(*u.choose(AlertType::ALL)?)
+        } else {
+            None
+        },
         description: u.arbitrary()?,
         runbook: u.arbitrary()?,
         tags: u.arbitrary()?,
@@ -66,9 +74,42 @@ fn draft(u: &mut Unstructured) -> Result<AlertDraft> {
         } else {
             None
         },
-        dynamic_severity: if u.arbitrary()? { Some(pick_severity(u)?) } else { None },
+        dynamic_severity: if u.arbitrary()? {
+            Some(pick_severity(u)?)
+        } else {
+            None
+        },
         destination_overrides: u.arbitrary()?,
         dynamic_destinations: u.arbitrary()?,
+        log_types: log_types(u)?,
+    })
+}
+
+/// Log types: arbitrary strings, or names from a small set (so that repeats happen), now and
+/// then more than the limit allows.
+fn log_types(u: &mut Unstructured) -> Result<Option<Vec<String>>> {
+    const NAMES: [&str; 5] = [
+        "AWS.CloudTrail",
+        "Okta.SystemLog",
+        "GitHub.Audit",
+        "A_b.9",
+        "",
+    ];
+    Ok(match u.int_in_range(0..=3)? {
+        0 => None,
+        1 => Some(u.arbitrary()?),
+        2 => {
+            let n = u.int_in_range(0..=8)?;
+            Some(
+                (0..n)
+                    .map(|_| u.choose(&NAMES).map(|s| (*s).to_owned()))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        _ => {
+            let n = u.int_in_range(MAX_LOG_TYPES - 1..=MAX_LOG_TYPES + 1)?;
+            Some((0..n).map(|i| format!("Custom.T{i}")).collect())
+        }
     })
 }
 
@@ -78,13 +119,17 @@ fn check_error(e: &AlertInputError) {
         e.message.contains(e.field.as_str()),
         "the error does not name its field: {e:?}"
     );
-    assert_eq!(e.too_large, e.field == "context" && e.message.contains("KiB"));
+    assert_eq!(
+        e.too_large,
+        e.field == "context" && e.message.contains("KiB")
+    );
 }
 
 fn check_accepted(d: AlertDraft) {
     let given_id = d.alert_id.clone();
     let given_time = d.created_at;
     let overrides = d.destination_overrides.clone();
+    let given_log_types = d.log_types.clone().unwrap_or_default();
     let checked = match d.check(now(), || GENERATED_ID.to_owned()) {
         Ok(c) => c,
         Err(e) => return check_error(&e),
@@ -105,6 +150,13 @@ fn check_accepted(d: AlertDraft) {
             .is_none_or(|d| d.len() <= MAX_DYNAMIC_DESTINATIONS)
     );
     assert_eq!(checked.destination_overrides, overrides);
+    // Log types pass the destination's rules, as given: at most 100, each valid, no repeats.
+    assert_eq!(checked.log_types, given_log_types);
+    assert!(checked.log_types.len() <= MAX_LOG_TYPES);
+    for (i, name) in checked.log_types.iter().enumerate() {
+        assert!(validate_log_type(i, name).is_ok(), "{name:?}");
+        assert!(!checked.log_types[..i].contains(name), "{name:?} repeats");
+    }
     match given_id {
         Some(id) => {
             assert_eq!(p.alert_id, id);

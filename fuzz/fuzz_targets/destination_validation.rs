@@ -4,12 +4,15 @@
 //! a header value (it may be a secret).
 #![no_main]
 
-use herald_domain::{
-    AlertType, Field, MAX_DISPLAY_NAME_CHARS, MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_URL_LEN,
-    WireEnum, is_reserved_header, validate_alert_types, validate_custom_headers,
-    validate_display_name, validate_header_name, validate_header_value, validate_url,
-};
 use arbitrary::Arbitrary;
+use herald_domain::{
+    AlertType, Field, MAX_AUTO_DISABLE_AFTER_FAILURES, MAX_DISPLAY_NAME_CHARS,
+    MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_LOG_TYPE_CHARS, MAX_LOG_TYPES,
+    MAX_RATE_LIMIT_PER_MINUTE, MAX_URL_LEN, MIN_RATE_LIMIT_PER_MINUTE, WireEnum,
+    is_reserved_header, validate_alert_types, validate_auto_disable_after_failures,
+    validate_custom_headers, validate_display_name, validate_header_name, validate_header_value,
+    validate_log_types, validate_rate_limit_per_minute, validate_url,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -18,6 +21,9 @@ struct Destination {
     url: String,
     headers: Vec<(String, String)>,
     alert_types: Vec<u8>,
+    log_types: Vec<String>,
+    rate_limit_per_minute: i64,
+    auto_disable_after_failures: i64,
 }
 
 fuzz_target!(|d: Destination| {
@@ -84,7 +90,10 @@ fuzz_target!(|d: Destination| {
                 assert!(validate_header_name(i, name).is_ok());
                 assert!(validate_header_value(i, value).is_ok());
                 for (other, _) in &d.headers[..i] {
-                    assert!(!other.eq_ignore_ascii_case(name), "duplicate names accepted");
+                    assert!(
+                        !other.eq_ignore_ascii_case(name),
+                        "duplicate names accepted"
+                    );
                 }
             }
         }
@@ -106,4 +115,33 @@ fuzz_target!(|d: Destination| {
     assert!(back.windows(2).all(|w| w[0] < w[1]));
     assert!(back.iter().all(|t| types.contains(t)));
     assert!(types.iter().all(|t| back.contains(t)));
+
+    // Log types: what passes is comparable byte for byte (routing matches names exactly); what
+    // fails names the list or the one entry that broke a rule.
+    match validate_log_types(&d.log_types) {
+        Ok(()) => {
+            assert!(d.log_types.len() <= MAX_LOG_TYPES);
+            for (i, name) in d.log_types.iter().enumerate() {
+                assert!(!name.is_empty() && name.len() <= MAX_LOG_TYPE_CHARS);
+                assert!(
+                    name.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+                );
+                assert!(!d.log_types[..i].contains(name));
+            }
+        }
+        Err(e) => match e.field {
+            Field::LogTypes => assert!(d.log_types.len() > MAX_LOG_TYPES),
+            Field::LogType(i) => assert!(i < d.log_types.len()),
+            other => panic!("a log type error names {other:?}"),
+        },
+    }
+    assert_eq!(
+        validate_rate_limit_per_minute(d.rate_limit_per_minute).is_ok(),
+        (MIN_RATE_LIMIT_PER_MINUTE..=MAX_RATE_LIMIT_PER_MINUTE).contains(&d.rate_limit_per_minute)
+    );
+    assert_eq!(
+        validate_auto_disable_after_failures(d.auto_disable_after_failures).is_ok(),
+        (1..=MAX_AUTO_DISABLE_AFTER_FAILURES).contains(&d.auto_disable_after_failures)
+    );
 });

@@ -3,11 +3,11 @@
 //! and its signature use stored bytes, so they must be stable).
 #![no_main]
 
+use arbitrary::{Result, Unstructured};
 use chrono::DateTime;
 use herald_domain::payload::{PantherPayload, format_time};
 use herald_domain::{AlertType, Severity, WireEnum};
 use herald_fuzz::json_object;
-use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
 fn payload(u: &mut Unstructured) -> Result<Option<PantherPayload>> {

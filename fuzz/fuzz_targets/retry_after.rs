@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use arbitrary::Arbitrary;
 use chrono::DateTime;
 use herald_domain::retry::{MAX_RETRIES, RetrySchedule, parse_duration, parse_retry_after};
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -32,7 +32,11 @@ fuzz_target!(|i: Input| {
     }
 
     // The jitter's random number is in [0, 1); anything else is clamped the way a caller would.
-    let unit = if i.unit.is_finite() { i.unit.rem_euclid(1.0) } else { 0.5 };
+    let unit = if i.unit.is_finite() {
+        i.unit.rem_euclid(1.0)
+    } else {
+        0.5
+    };
     let retry = usize::from(i.retry);
     let default = RetrySchedule::default_schedule();
     if let Some(d) = default.delay(retry, unit) {

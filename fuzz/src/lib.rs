@@ -18,7 +18,11 @@ pub fn json_value(u: &mut Unstructured, depth: u32) -> Result<Value> {
         4 => Value::String(u.arbitrary()?),
         5 => {
             let n = u.int_in_range(0..=4)?;
-            Value::Array((0..n).map(|_| json_value(u, depth - 1)).collect::<Result<_>>()?)
+            Value::Array(
+                (0..n)
+                    .map(|_| json_value(u, depth - 1))
+                    .collect::<Result<_>>()?,
+            )
         }
         _ => Value::Object(json_object(u, depth - 1)?),
     })
