@@ -174,6 +174,21 @@ impl TestApp {
         .await
     }
 
+    /// The audit events about one target, newest first: `{action, changedFields}` each.
+    pub async fn audit_events(&self, target_id: &Value) -> Vec<Value> {
+        let resp = self
+            .admin
+            .query(
+                "query($id: ID!) { auditEvents(targetId: $id) { nodes { action changedFields } } }",
+                json!({"id": target_id}),
+            )
+            .await;
+        resp.data()["auditEvents"]["nodes"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     pub async fn destination_count(&self) -> u64 {
         let resp = self
             .admin

@@ -342,19 +342,7 @@ async fn destination_log_types_read_back_update_and_audit_body(backend: Backend)
         .await;
     assert_eq!(routed(&r.data()["sendAlert"]).len(), 1);
 
-    let events = app
-        .admin
-        .query(
-            "query($id: ID!) { auditEvents(targetId: $id) { edges { node { action changedFields } } } }",
-            json!({"id": d["id"]}),
-        )
-        .await;
-    let events: Vec<Value> = events.data()["auditEvents"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect();
+    let events = app.audit_events(&d["id"]).await;
     // Newest first: the clearing, the first change, the creation (the no-op wrote nothing).
     assert_eq!(events.len(), 3, "{events:#?}");
     assert_eq!(events[0]["action"], "destination.updated");

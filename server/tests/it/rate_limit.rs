@@ -330,19 +330,7 @@ async fn read_back_body(backend: Backend) {
                 .contains("1 to 600000")
         );
     }
-    let events = app
-        .admin
-        .query(
-            "query($id: ID!) { auditEvents(targetId: $id) { edges { node { action changedFields } } } }",
-            json!({"id": d["id"]}),
-        )
-        .await;
-    let events: Vec<Value> = events.data()["auditEvents"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect();
+    let events = app.audit_events(&d["id"]).await;
     // Newest first: the clearing, the setting, the creation.
     assert_eq!(events.len(), 3, "{events:#?}");
     assert_eq!(events[0]["changedFields"], json!(["rateLimitPerMinute"]));
