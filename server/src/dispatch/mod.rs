@@ -1,9 +1,11 @@
 //! The dispatcher: takes due deliveries from the database queue, sends them, and records every
 //! attempt. `routing` decides where an alert goes, `payload` what is sent, `retry` when to try
-//! again, `client` how a request leaves the process, `worker` the claim loop and the recorder.
+//! again, `client` how a request leaves the process, `worker` the claim loop and the recorder,
+//! `peers` what it hears from the other replicas (PostgreSQL).
 
 pub mod client;
 pub mod payload;
+mod peers;
 pub mod retry;
 pub mod routing;
 mod worker;
@@ -50,9 +52,15 @@ impl Dispatcher {
         })
     }
 
-    /// Starts the claim loop; it stops, finishing the attempts in flight, when `shutdown` fires.
+    /// Starts the claim loop, and on PostgreSQL the listener that hears the other replicas; both
+    /// stop when `shutdown` fires, the claim loop after finishing the attempts in flight.
     pub fn start(&self, shutdown: CancellationToken) -> JoinHandle<()> {
-        tokio::spawn(worker::run(self.inner.clone(), shutdown))
+        let peers = tokio::spawn(peers::run(self.inner.clone(), shutdown.clone()));
+        let worker = worker::run(self.inner.clone(), shutdown);
+        tokio::spawn(async move {
+            worker.await;
+            let _ = peers.await;
+        })
     }
 
     /// Tells the claim loop that new deliveries were queued, so it need not wait for its poll.
@@ -73,6 +81,12 @@ impl Dispatcher {
     /// Streams a destination changed outside the dispatcher (an API write) to subscribers.
     pub fn destination_changed(&self, d: Destination) {
         let _ = self.inner.destination_events.send(d);
+    }
+
+    /// Streams a delivery changed outside the dispatcher (ended by a destination's deletion) to
+    /// subscribers.
+    pub fn delivery_changed(&self, d: Delivery) {
+        let _ = self.inner.events.send(d);
     }
 
     /// Sends one delivery now, outside the queue, and waits until its single attempt is recorded

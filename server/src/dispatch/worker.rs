@@ -283,7 +283,14 @@ async fn run_one(
 }
 
 async fn destination_gone(inner: &Inner, d: &Delivery) {
-    match deliveries::fail_without_attempt(inner.store.db(), &d.id, "destination deleted").await {
+    match deliveries::fail_without_attempt(
+        inner.store.db(),
+        &inner.worker_id,
+        &d.id,
+        "destination deleted",
+    )
+    .await
+    {
         Ok(()) => {
             if let Ok(Some(updated)) = deliveries::get(inner.store.db(), &d.id).await {
                 let _ = inner.events.send(updated);

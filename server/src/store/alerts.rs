@@ -135,21 +135,26 @@ async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget
 
 /// Accepts a batch of alerts in one transaction: routes each, stores it with its deliveries, and
 /// returns one result per input, in order. An alert id seen before (in the database or earlier
-/// in the batch) returns the first result and queues nothing.
+/// in the batch) returns the first result and queues nothing. When deliveries were queued, the
+/// other replicas hear of it on commit (`origin` is this process's worker id).
 pub async fn accept(
     db: &DatabaseConnection,
+    origin: &str,
     batch: Vec<IncomingAlert>,
 ) -> Result<Vec<Accepted>, StoreError> {
     // Two writers racing on one new alert id (two replicas, say): the loser's transaction hits the
     // primary key, and a second pass finds the winner's alert and returns it.
-    match accept_once(db, &batch).await {
-        Err(StoreError::Database(e)) if is_unique_violation(&e) => accept_once(db, &batch).await,
+    match accept_once(db, origin, &batch).await {
+        Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+            accept_once(db, origin, &batch).await
+        }
         other => other,
     }
 }
 
 async fn accept_once(
     db: &DatabaseConnection,
+    origin: &str,
     batch: &[IncomingAlert],
 ) -> Result<Vec<Accepted>, StoreError> {
     let txn = super::begin_write(db).await?;
@@ -224,7 +229,10 @@ async fn accept_once(
             .exec_without_returning(&txn)
             .await?;
     }
-    deliveries::insert_rows(&txn, new_deliveries).await?;
+    if !new_deliveries.is_empty() {
+        deliveries::insert_rows(&txn, new_deliveries).await?;
+        super::notify::queue(&txn, origin).await?;
+    }
 
     let mut results = Vec::with_capacity(batch.len());
     let mut answered = HashSet::new();

@@ -201,6 +201,26 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Deliver
         .transpose()
 }
 
+/// The deliveries with these ids that exist, in one query per 500 ids (a replica reads what another
+/// one announced it changed).
+pub async fn get_many(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        for m in delivery::Entity::find()
+            .filter(delivery::Column::Id.is_in(chunk.iter().cloned()))
+            .order_by_asc(delivery::Column::Id)
+            .all(conn)
+            .await?
+        {
+            out.push(Delivery::try_from(m)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Every delivery of an alert, oldest first.
 pub async fn for_alert(
     conn: &impl ConnectionTrait,
@@ -599,7 +619,8 @@ pub struct Recorded {
 /// Writes a batch of attempt results in one transaction. A result whose lease was lost meanwhile
 /// (the destination was deleted, or the lease expired and another worker took over) is dropped.
 /// The same transaction keeps each destination's count of consecutive failed deliveries and
-/// auto-disables those that reach their threshold (see [`count_failures`]).
+/// auto-disables those that reach their threshold (see [`count_failures`]), and tells the other
+/// replicas, on commit, which deliveries and destinations changed (`worker` is the origin).
 ///
 /// One `UPDATE … FROM (VALUES …)` per chunk rather than one statement per delivery: on SQLite every
 /// statement is a round trip to the connection's thread, and that, not SQLite, was the cost.
@@ -698,6 +719,9 @@ pub async fn record_outcomes(
             .await?;
     }
     let disabled = count_failures(&txn, outcomes, &updated, at).await?;
+    let changed: Vec<String> = updated.iter().map(|m| m.id.clone()).collect();
+    super::notify::deliveries(&txn, worker, &changed).await?;
+    super::notify::destinations(&txn, worker, &disabled).await?;
     txn.commit().await?;
     Ok(Recorded {
         deliveries: updated
@@ -912,13 +936,16 @@ pub async fn enqueue(
     Delivery::try_from(model)
 }
 
-/// Ends a delivery for good without an attempt (its destination is gone).
+/// Ends a delivery for good without an attempt (its destination is gone), and tells the other
+/// replicas (`origin` is this process's worker id).
 pub async fn fail_without_attempt(
-    conn: &impl ConnectionTrait,
+    db: &DatabaseConnection,
+    origin: &str,
     id: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    delivery::Entity::update_many()
+    let txn = super::begin_write(db).await?;
+    let ended = delivery::Entity::update_many()
         .col_expr(delivery::Column::State, Expr::value("FAILED"))
         .col_expr(delivery::Column::Message, Expr::value(message))
         .col_expr(
@@ -932,17 +959,22 @@ pub async fn fail_without_attempt(
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now()))
         .filter(delivery::Column::Id.eq(id))
         .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
-        .exec(conn)
+        .exec(&txn)
         .await?;
+    if ended.rows_affected > 0 {
+        super::notify::deliveries(&txn, origin, &[id.to_owned()]).await?;
+    }
+    txn.commit().await?;
     Ok(())
 }
 
 /// Queues a re-send of a delivery: a new delivery with `resend_of` set, the same webhook id and
 /// body, sent to the destination as it is now, with the full retry schedule. Recorded as
-/// `delivery.resent` on the new delivery.
+/// `delivery.resent` on the new delivery. The other replicas hear of it on commit.
 pub async fn resend(
     db: &DatabaseConnection,
     actor: &Actor,
+    origin: &str,
     delivery_id: &str,
 ) -> Result<Delivery, StoreError> {
     let txn = super::begin_write(db).await?;
@@ -969,16 +1001,18 @@ pub async fn resend(
     )
     .await?;
     audit::record(&txn, actor, Action::DeliveryResent, Some(&resent.id), &[]).await?;
+    super::notify::queue(&txn, origin).await?;
     txn.commit().await?;
     Ok(resent)
 }
 
 /// Queues an alert again for each destination: a re-send of its original delivery there, or a
 /// first delivery where it never went. Every destination must exist; otherwise nothing is queued.
-/// Each delivery queued is recorded as `delivery.resent`.
+/// Each delivery queued is recorded as `delivery.resent`. The other replicas hear of it on commit.
 pub async fn resend_alert(
     db: &DatabaseConnection,
     actor: &Actor,
+    origin: &str,
     alert_id: &str,
     destination_ids: &[String],
 ) -> Result<Vec<Delivery>, StoreError> {
@@ -1022,6 +1056,9 @@ pub async fn resend_alert(
         };
         audit::record(&txn, actor, Action::DeliveryResent, Some(&delivery.id), &[]).await?;
         out.push(delivery);
+    }
+    if !out.is_empty() {
+        super::notify::queue(&txn, origin).await?;
     }
     txn.commit().await?;
     Ok(out)

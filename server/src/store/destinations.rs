@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alerts::{log_types_json, parse_log_types};
 use super::audit::{self, Action, Actor};
+use super::deliveries::Delivery;
 use super::entities::{delivery, destination};
 use super::error::is_unique_violation;
 use super::secrets::{Key, Secrets, Slot};
@@ -279,10 +280,14 @@ pub async fn create(
     Ok(created)
 }
 
+/// Changes the fields the patch gives. The other replicas hear of the change on commit (`origin`
+/// is this process's worker id), and of the deliveries it releases when it enables the
+/// destination again.
 pub async fn update(
     db: &DatabaseConnection,
     secrets: &Secrets,
     actor: &Actor,
+    origin: &str,
     id: &str,
     patch: DestinationPatch,
 ) -> Result<Destination, StoreError> {
@@ -402,14 +407,25 @@ pub async fn update(
             Action::DestinationDisabled
         };
         audit::record(&txn, actor, action, Some(id), &["enabled"]).await?;
+        if updated.enabled {
+            // Its held deliveries are due already.
+            super::notify::queue(&txn, origin).await?;
+        }
     }
+    super::notify::destinations(&txn, origin, &[id.to_owned()]).await?;
     txn.commit().await?;
     Ok(updated)
 }
 
 /// Deletes a destination. Its deliveries stay (they carry the label it had), and those still
-/// waiting end as FAILED with the message `destination deleted`.
-pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<(), StoreError> {
+/// waiting end as FAILED with the message `destination deleted`; they are returned, and the other
+/// replicas hear of them on commit (`origin` is this process's worker id).
+pub async fn delete(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    origin: &str,
+    id: &str,
+) -> Result<Vec<Delivery>, StoreError> {
     let txn = super::begin_write(db).await?;
     find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
     let at = now();
@@ -418,7 +434,7 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
     destination::Entity::delete_by_id(id.to_owned())
         .exec(&txn)
         .await?;
-    delivery::Entity::update_many()
+    let ended = delivery::Entity::update_many()
         .col_expr(delivery::Column::State, Expr::value("FAILED"))
         .col_expr(
             delivery::Column::Message,
@@ -431,19 +447,25 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
         .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
         .filter(delivery::Column::DestinationId.eq(id))
         .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
-        .exec(&txn)
-        .await?;
+        .exec_with_returning(&txn)
+        .await?
+        .into_iter()
+        .map(Delivery::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
     audit::record(&txn, actor, Action::DestinationDeleted, Some(id), &[]).await?;
+    let ids: Vec<String> = ended.iter().map(|d| d.id.clone()).collect();
+    super::notify::deliveries(&txn, origin, &ids).await?;
     txn.commit().await?;
-    Ok(())
+    Ok(ended)
 }
 
 /// Issues a new signing secret. For `grace` after now the previous secret signs too, so receivers
-/// can switch over without rejecting a delivery.
+/// can switch over without rejecting a delivery. The other replicas hear of it on commit.
 pub async fn rotate_secret(
     db: &DatabaseConnection,
     secrets: &Secrets,
     actor: &Actor,
+    origin: &str,
     id: &str,
     grace: chrono::Duration,
 ) -> Result<Destination, StoreError> {
@@ -474,6 +496,7 @@ pub async fn rotate_secret(
         &["signingSecret"],
     )
     .await?;
+    super::notify::destinations(&txn, origin, &[id.to_owned()]).await?;
     txn.commit().await?;
     Ok(updated)
 }

@@ -11,6 +11,7 @@ mod error;
 pub mod ids;
 pub mod keys;
 pub mod migrations;
+pub mod notify;
 pub mod rate_limit;
 pub mod secrets;
 pub mod state;

@@ -129,9 +129,16 @@ impl AlertMutation {
                 "destinationIds must name at least one destination",
             ));
         }
-        let queued =
-            deliveries::resend_alert(store.db(), &actor(ctx), &input.alert_id, &ids).await?;
-        ctx.data_unchecked::<Dispatcher>().wake();
+        let dispatcher = ctx.data_unchecked::<Dispatcher>();
+        let queued = deliveries::resend_alert(
+            store.db(),
+            &actor(ctx),
+            dispatcher.worker_id(),
+            &input.alert_id,
+            &ids,
+        )
+        .await?;
+        dispatcher.wake();
         Ok(ResendAlertPayload {
             deliveries: queued.into_iter().map(Delivery).collect(),
         })

@@ -20,8 +20,15 @@ impl DeliveryMutation {
         input: ResendDeliveryInput,
     ) -> ApiResult<ResendDeliveryPayload> {
         let store = ctx.data_unchecked::<Store>();
-        let resent = deliveries::resend(store.db(), &actor(ctx), &input.delivery_id).await?;
-        ctx.data_unchecked::<Dispatcher>().wake();
+        let dispatcher = ctx.data_unchecked::<Dispatcher>();
+        let resent = deliveries::resend(
+            store.db(),
+            &actor(ctx),
+            dispatcher.worker_id(),
+            &input.delivery_id,
+        )
+        .await?;
+        dispatcher.wake();
         Ok(ResendDeliveryPayload {
             delivery: Delivery(resent),
         })

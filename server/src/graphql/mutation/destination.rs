@@ -53,9 +53,16 @@ impl DestinationMutation {
         }
         let (id, patch) = input.into_patch();
         let enabling = patch.enabled == Some(true);
-        let updated =
-            destinations::update(store.db(), store.secrets(), &actor(ctx), &id, patch).await?;
         let dispatcher = ctx.data_unchecked::<Dispatcher>();
+        let updated = destinations::update(
+            store.db(),
+            store.secrets(),
+            &actor(ctx),
+            dispatcher.worker_id(),
+            &id,
+            patch,
+        )
+        .await?;
         if enabling {
             // Its held deliveries are due already; no need to wait for the next poll.
             dispatcher.wake();
@@ -73,7 +80,13 @@ impl DestinationMutation {
         input: DeleteDestinationInput,
     ) -> ApiResult<DeleteDestinationPayload> {
         let store = ctx.data_unchecked::<Store>();
-        destinations::delete(store.db(), &actor(ctx), &input.id).await?;
+        let dispatcher = ctx.data_unchecked::<Dispatcher>();
+        let ended =
+            destinations::delete(store.db(), &actor(ctx), dispatcher.worker_id(), &input.id)
+                .await?;
+        for d in ended {
+            dispatcher.delivery_changed(d);
+        }
         Ok(DeleteDestinationPayload {
             deleted_id: input.id,
         })
@@ -87,16 +100,17 @@ impl DestinationMutation {
     ) -> ApiResult<RotateSigningSecretPayload> {
         let grace = validate_grace_period_seconds(input.grace_period_seconds.unwrap_or(0).into())?;
         let store = ctx.data_unchecked::<Store>();
+        let dispatcher = ctx.data_unchecked::<Dispatcher>();
         let rotated = destinations::rotate_secret(
             store.db(),
             store.secrets(),
             &actor(ctx),
+            dispatcher.worker_id(),
             &input.id,
             chrono::Duration::seconds(grace.into()),
         )
         .await?;
-        ctx.data_unchecked::<Dispatcher>()
-            .destination_changed(rotated.clone());
+        dispatcher.destination_changed(rotated.clone());
         Ok(RotateSigningSecretPayload {
             destination: Destination(rotated),
         })
