@@ -131,6 +131,14 @@ async fn next_update(
     }
 }
 
+/// Asserts that nothing more arrives for a while: a replica does not stream its own change twice
+/// (once as it makes it, once more as its own notification comes back).
+async fn assert_no_echo(ws: &mut Ws) {
+    if let Ok(msg) = tokio::time::timeout(Duration::from_millis(500), next_message(ws)).await {
+        panic!("a second update for one change: {msg}");
+    }
+}
+
 /// Two replicas on one fresh PostgreSQL database, A saturated by one slow attempt.
 struct Pair {
     _dir: tempfile::TempDir,
@@ -239,13 +247,9 @@ impl Pair {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_on_one_replica_sees_the_attempt_another_made() {
     let pair = Pair::start(&[]).await;
-    let mut ws = subscribe(
-        &pair.a,
-        &pair.token,
-        "subscription($d: ID) { deliveryUpdated(destinationId: $d) { id state attemptCount statusCode } }",
-        json!({"d": pair.fast_id}),
-    )
-    .await;
+    let query = "subscription($d: ID) { deliveryUpdated(destinationId: $d) { id state attemptCount statusCode } }";
+    let mut ws = subscribe(&pair.a, &pair.token, query, json!({"d": pair.fast_id})).await;
+    let mut on_b = subscribe(&pair.b, &pair.token, query, json!({"d": pair.fast_id})).await;
     // Queued through B, which also attempts it: A's one slot is taken.
     let id = send_alert_to(&pair.client_b(), &pair.fast_id).await;
     let received = pair.fast.wait_for(1, Duration::from_secs(10)).await[0].at;
@@ -262,6 +266,11 @@ async fn a_subscriber_on_one_replica_sees_the_attempt_another_made() {
         lag < PROMPT,
         "A's subscriber saw B's attempt {lag:?} after it was sent"
     );
+    // B streams its own attempt once, and A once too.
+    let (on_b_update, _) = next_update(&mut on_b, "deliveryUpdated", PROMPT, |_| true).await;
+    assert_eq!(on_b_update, update);
+    assert_no_echo(&mut on_b).await;
+    assert_no_echo(&mut ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,13 +284,9 @@ async fn work_queued_on_a_saturated_replica_is_taken_at_once_by_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_on_one_replica_sees_a_destination_changed_through_another() {
     let pair = Pair::start(&[]).await;
-    let mut ws = subscribe(
-        &pair.a,
-        &pair.token,
-        "subscription($id: ID) { destinationUpdated(id: $id) { id displayName } }",
-        json!({"id": pair.fast_id}),
-    )
-    .await;
+    let query = "subscription($id: ID) { destinationUpdated(id: $id) { id displayName } }";
+    let mut ws = subscribe(&pair.a, &pair.token, query, json!({"id": pair.fast_id})).await;
+    let mut on_b = subscribe(&pair.b, &pair.token, query, json!({"id": pair.fast_id})).await;
     pair.client_b()
         .query(
             "mutation($id: ID!) { updateDestination(input: {id: $id, displayName: \"Renamed on B\"}) { destination { id } } }",
@@ -301,6 +306,10 @@ async fn a_subscriber_on_one_replica_sees_a_destination_changed_through_another(
     let lag = seen.saturating_duration_since(changed);
     eprintln!("A's subscriber saw the destination changed through B {lag:?} later");
     assert!(lag < PROMPT, "{lag:?}");
+    let (on_b_update, _) = next_update(&mut on_b, "destinationUpdated", PROMPT, |_| true).await;
+    assert_eq!(on_b_update, update);
+    assert_no_echo(&mut on_b).await;
+    assert_no_echo(&mut ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
