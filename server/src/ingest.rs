@@ -78,9 +78,7 @@ impl Ingest {
             .send((alerts, reply))
             .await
             .map_err(|_| IngestError::Stopped)?;
-        answer
-            .await
-            .map_err(|_| IngestError::Stopped)?
+        answer.await.map_err(|_| IngestError::Stopped)?
     }
 }
 

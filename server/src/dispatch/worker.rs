@@ -242,26 +242,31 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let targets: HashMap<String, Arc<Destination>> =
-            match destinations::get_many(inner.store.db(), inner.store.secrets(), &ids).await {
-                Ok(list) => list
-                    .into_iter()
-                    .map(|d| (d.id.clone(), Arc::new(d)))
-                    .collect(),
-                Err(e) => {
-                    // Handed back, so they need not wait out the lease; if that fails too, the
-                    // lease brings them back.
-                    let wait = backoff.next();
-                    tracing::error!(error = %e, retry_in = ?wait, "cannot load destinations for claimed deliveries");
-                    let ids: Vec<String> = claimed.iter().map(|c| c.delivery.id.clone()).collect();
-                    let _ = deliveries::release_leases(inner.store.db(), &inner.worker_id, &ids).await;
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                    continue;
+        let targets: HashMap<String, Arc<Destination>> = match destinations::get_many(
+            inner.store.db(),
+            inner.store.secrets(),
+            &ids,
+        )
+        .await
+        {
+            Ok(list) => list
+                .into_iter()
+                .map(|d| (d.id.clone(), Arc::new(d)))
+                .collect(),
+            Err(e) => {
+                // Handed back, so they need not wait out the lease; if that fails too, the
+                // lease brings them back.
+                let wait = backoff.next();
+                tracing::error!(error = %e, retry_in = ?wait, "cannot load destinations for claimed deliveries");
+                let ids: Vec<String> = claimed.iter().map(|c| c.delivery.id.clone()).collect();
+                let _ = deliveries::release_leases(inner.store.db(), &inner.worker_id, &ids).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => {}
                 }
-            };
+                continue;
+            }
+        };
         for c in claimed {
             let permit = inner
                 .global
@@ -443,7 +448,12 @@ async fn run_one(
     let Some(target) = target else {
         if inner.start(&id) {
             destination_gone(inner, &claimed.delivery).await;
-            inner.tracked.lock().expect("tracked lock").sending.remove(&id);
+            inner
+                .tracked
+                .lock()
+                .expect("tracked lock")
+                .sending
+                .remove(&id);
         }
         return;
     };
@@ -458,7 +468,12 @@ async fn run_one(
         }
         attempt(inner, &claimed, &target).await
     };
-    inner.tracked.lock().expect("tracked lock").sending.remove(&id);
+    inner
+        .tracked
+        .lock()
+        .expect("tracked lock")
+        .sending
+        .remove(&id);
     inner.record(outcome, None);
 }
 

@@ -107,9 +107,7 @@ async fn accept(
                 AuthRejection::Unauthenticated(m) => {
                     error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", m, None)
                 }
-                AuthRejection::Unavailable => {
-                    unavailable("the database is unavailable; try again")
-                }
+                AuthRejection::Unavailable => unavailable("the database is unavailable; try again"),
                 AuthRejection::Internal => error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "INTERNAL_SERVER_ERROR",

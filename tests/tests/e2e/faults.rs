@@ -297,7 +297,6 @@ async fn kill9_restart(backend: Backend) {
     report("kill9_restart", backend_name(backend), &tally, &c, "");
 }
 
-
 /// (b) PostgreSQL stopped for ten seconds under load, then started again: calls in between are
 /// refused with 503 SERVICE_UNAVAILABLE, the server recovers without a restart, and every
 /// acknowledged alert is delivered.
@@ -377,11 +376,7 @@ async fn sqlite_locked_7s() {
         .spawn()
         .expect("the sqlite3 shell is installed");
     let mut stdin = shell.stdin.take().unwrap();
-    writeln!(
-        stdin,
-        ".timeout 10000\nBEGIN EXCLUSIVE;\nSELECT 'locked';"
-    )
-    .unwrap();
+    writeln!(stdin, ".timeout 10000\nBEGIN EXCLUSIVE;\nSELECT 'locked';").unwrap();
     let mut line = String::new();
     BufReader::new(shell.stdout.take().unwrap())
         .read_line(&mut line)
@@ -436,6 +431,25 @@ async fn replica_kill9() {
     report("replica_kill9", "postgres", &tally, &c, "");
 }
 
+/// The log without terminal colour codes.
+fn strip_ansi(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The counts of the dispatcher's last shutdown line: `finished=…`, `cancelled=…`,
 /// `handed_back=…`.
 fn shutdown_figures(log: &str) -> String {
@@ -465,12 +479,17 @@ async fn sigterm(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database_url(backend, dir.path());
     let receiver = Receiver::start().await;
-    receiver.always(Reply::ok().delayed(Duration::from_millis(500)));
+    // Slow answers of varied length, so that attempts end at different moments and a claim
+    // finds a destination with some slots busy: what it claims beyond them waits for a slot.
+    receiver.queue(
+        (0..300u64).map(|i| Reply::ok().delayed(Duration::from_millis(100 + i * 137 % 800))),
+    );
     let mut env = engine_env("5m");
     env.extend([
         ("HERALD_SHUTDOWN_GRACE", "10s"),
-        // Few request slots, so that claimed deliveries wait for one.
-        ("HERALD_MAX_IN_FLIGHT_PER_DESTINATION", "16"),
+        // Fewer request slots than the load needs, so that a backlog builds and claimed
+        // deliveries wait for a slot.
+        ("HERALD_MAX_IN_FLIGHT_PER_DESTINATION", "8"),
     ]);
     let mut a = HeraldProcess::start_with(&db, dir.path(), &env).await;
     let token = admin_token(&db, dir.path());
@@ -498,7 +517,7 @@ async fn sigterm(backend: Backend) {
         took < Duration::from_secs(12),
         "the server exited within the 10 s grace (took {took:?})"
     );
-    let log = a.stderr();
+    let log = strip_ansi(&a.stderr());
     assert!(log.contains("shutdown started"), "{log}");
     let figures = shutdown_figures(&log);
     let restarted = match backend {
@@ -525,3 +544,59 @@ async fn sigterm(backend: Backend) {
 }
 
 herald_testkit::on_both_backends!(kill9_restart, sigterm);
+
+/// SIGTERM while a receiver holds every request open longer than the grace: the process still
+/// exits 0 at the end of the grace, and the cancelled attempts are handed back, so a restart
+/// sends them at once (again: an unfinished attempt may be repeated, never lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cancels_at_the_end_of_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database_url(Backend::Sqlite, dir.path());
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::ok().delayed(Duration::from_secs(60)));
+    let mut env = engine_env("5m");
+    env.push(("HERALD_SHUTDOWN_GRACE", "2s"));
+    let mut a = HeraldProcess::start_with(&db, dir.path(), &env).await;
+    let token = admin_token(&db, dir.path());
+    create_destination(&a.base_url, &token, &receiver.url).await;
+    let load = Load::start("hung", &token, &[&a.base_url], 2, 20);
+    receiver.wait_for(10, Duration::from_secs(20)).await;
+    let tally = load.finish().await;
+    let (status, took) = a.terminate(Duration::from_secs(20));
+    assert!(status.expect("exits after SIGTERM").success());
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "the attempts got the 2 s grace and no more (took {took:?})"
+    );
+    let log = strip_ansi(&a.stderr());
+    let figures = shutdown_figures(&log);
+    assert!(!figures.contains("cancelled=0"), "{figures}");
+    receiver.always(Reply::ok());
+    let _restarted = HeraldProcess::start_with(&db, dir.path(), &env).await;
+    let c = drain(&receiver, &tally.acknowledged, Duration::from_secs(20)).await;
+    report(
+        "sigterm_grace_expired",
+        "sqlite",
+        &tally,
+        &c,
+        &format!(" exit_s={:.1}{figures}", took.as_secs_f64()),
+    );
+}
+
+#[test]
+fn a_bad_shutdown_grace_is_refused_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database_url(Backend::Sqlite, dir.path());
+    let out = crate::process::herald_with(
+        &db,
+        dir.path(),
+        &[("HERALD_SHUTDOWN_GRACE", "soon")],
+        &["serve"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HERALD_SHUTDOWN_GRACE") && err.contains("30s"),
+        "{err}"
+    );
+}
