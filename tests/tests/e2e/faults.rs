@@ -318,7 +318,16 @@ async fn postgres_down_10s() {
     acknowledged_beyond(&load, 0, 100, Duration::from_secs(20)).await;
     pg.stop().unwrap();
     let stopped = Instant::now();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // GraphQL says the same, in its own shape.
+    let gql = GraphqlClient::new(&server.base_url, Some(&token))
+        .query(
+            "mutation { sendAlert(input: {alertId: \"gql-outage\", detectionId: \"d\", title: \"t\", severity: HIGH}) { alert { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(gql.error_code(), "SERVICE_UNAVAILABLE", "{:?}", gql.body);
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
     let refused_in_outage = load.refused();
     pg.restart().unwrap();
     let down_for = stopped.elapsed();
