@@ -54,14 +54,16 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
         .map_err(|source| AppError::Bind { addr, source })
 }
 
-/// Serves HTTP and runs the dispatcher until `shutdown` resolves; then stops taking requests,
-/// lets the attempts in flight finish and records them.
+/// Serves HTTP and runs the dispatcher until `shutdown` resolves; then stops taking requests and
+/// claims at once, answers the requests already taken, hands back the deliveries not started,
+/// lets the attempts in flight finish (up to the shutdown grace) and records them.
 pub async fn serve(
     store: Store,
     dispatch: DispatchConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    let grace = dispatch.shutdown_grace;
     let dispatcher = Dispatcher::new(store.clone(), dispatch)?;
     let ingest = Ingest::start(store.clone(), dispatcher.clone());
     let schema = build_schema(store.clone(), dispatcher.clone(), ingest.clone());
@@ -74,15 +76,31 @@ pub async fn serve(
         dispatcher,
     });
     let stop_http = stop.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop_http.cancelled() => {}
+    let http = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = shutdown => {
+                tracing::info!(?grace, "shutdown started: no new requests or claims; finishing \
+                    the requests and attempts in flight");
             }
-        })
-        .await
-        .map_err(AppError::Serve);
+            _ = stop_http.cancelled() => {}
+        }
+        // The dispatcher stops claiming now, not once the last request is answered.
+        stop_http.cancel();
+    });
+    // Requests already taken (an alert being committed) are answered; a connection still open
+    // after the grace (a slow upload, a keep-alive client that never lets go) is left behind.
+    // WebSocket sessions are not waited for: they end with the process.
+    let stop_wait = stop.clone();
+    let served = tokio::select! {
+        served = http => served.map_err(AppError::Serve),
+        _ = async move {
+            stop_wait.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("requests still open at the end of the shutdown grace are dropped");
+            Ok(())
+        }
+    };
     stop.cancel();
     let _ = worker.await;
     served

@@ -128,6 +128,11 @@ pub struct DispatchConfig {
     #[arg(long, env = "HERALD_MAX_IN_FLIGHT_PER_DESTINATION", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_in_flight_per_destination: u32,
 
+    /// At shutdown (SIGTERM, Ctrl-C), how long attempts in flight and requests being answered may
+    /// take to finish; what is still running then is cancelled and its delivery handed back.
+    #[arg(long = "shutdown-grace", env = "HERALD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_shutdown_grace)]
+    pub shutdown_grace: Duration,
+
     #[command(flatten)]
     pub egress: EgressConfig,
 }
@@ -178,6 +183,7 @@ impl Default for DispatchConfig {
             poll_interval: Duration::from_secs(1),
             max_in_flight: 512,
             max_in_flight_per_destination: 32,
+            shutdown_grace: Duration::from_secs(30),
             egress: EgressConfig::default(),
         }
     }
@@ -189,4 +195,15 @@ fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
 
 fn parse_delay(s: &str) -> Result<Duration, String> {
     parse_duration(s).ok_or_else(|| format!("{s:?} is not a delay such as 50ms, 5s, 2m or 1h"))
+}
+
+/// clap's own message names only the flag; this one names the variable too, since that is how a
+/// deployment sets it.
+fn parse_shutdown_grace(s: &str) -> Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| {
+        format!(
+            "HERALD_SHUTDOWN_GRACE (--shutdown-grace) must be a delay such as 10s, 30s or 2m, \
+             not {s:?}"
+        )
+    })
 }

@@ -37,7 +37,7 @@ pub fn incoming(draft: AlertDraft) -> Result<IncomingAlert, AlertInputError> {
     })
 }
 
-type Reply = oneshot::Sender<Result<Vec<Accepted>, String>>;
+type Reply = oneshot::Sender<Result<Vec<Accepted>, IngestError>>;
 
 /// The group-commit writer. Cheap to clone.
 #[derive(Clone)]
@@ -45,12 +45,23 @@ pub struct Ingest {
     tx: mpsc::Sender<(Vec<IncomingAlert>, Reply)>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     #[error("the alert could not be stored: {0}")]
     Store(String),
+    /// The database is unreachable or locked for now: nothing was stored, the caller may retry.
+    #[error("the database is unavailable; the alert was not stored, try again")]
+    Unavailable,
     #[error("the server is shutting down")]
     Stopped,
+}
+
+impl IngestError {
+    /// Whether the caller should simply try again (the database is away, or this process is
+    /// stopping and another replica can take the call), as opposed to a fault on our side.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, IngestError::Unavailable | IngestError::Stopped)
+    }
 }
 
 impl Ingest {
@@ -67,10 +78,7 @@ impl Ingest {
             .send((alerts, reply))
             .await
             .map_err(|_| IngestError::Stopped)?;
-        answer
-            .await
-            .map_err(|_| IngestError::Stopped)?
-            .map_err(IngestError::Store)
+        answer.await.map_err(|_| IngestError::Stopped)?
     }
 }
 
@@ -106,9 +114,13 @@ async fn group_commit(
             }
             Err(e) => {
                 tracing::error!(error = %e, alerts = size, "cannot store alerts");
-                let message = store_error_message(&e);
+                let error = if e.is_unavailable() {
+                    IngestError::Unavailable
+                } else {
+                    IngestError::Store(store_error_message(&e))
+                };
                 for (_, reply) in group {
-                    let _ = reply.send(Err(message.clone()));
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }

@@ -67,6 +67,11 @@ pub fn herald_bin() -> PathBuf {
 pub struct PgCluster {
     pub port: u16,
     next_db: AtomicU32,
+    data: PathBuf,
+    log: PathBuf,
+    /// The server options it was started with, so `restart` brings it back the same way.
+    opts: String,
+    root: bool,
 }
 
 static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
@@ -156,13 +161,15 @@ impl PgCluster {
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300{speed}",
             sock.display()
         );
-        let mut ctl = pg_command("pg_ctl", root);
-        ctl.arg("-D")
-            .arg(&data)
-            .args(["-o", &opts, "-l"])
-            .arg(dir.join("log"))
-            .args(["-w", "start"]);
-        run(ctl, "pg_ctl start")?;
+        let cluster = PgCluster {
+            port,
+            next_db: AtomicU32::new(0),
+            data: data.clone(),
+            log: dir.join("log"),
+            opts,
+            root,
+        };
+        cluster.restart()?;
 
         // The reaper: waits for this process to end, then stops the cluster and removes it.
         let stop = if root {
@@ -183,10 +190,29 @@ impl PgCluster {
             .stderr(Stdio::null())
             .spawn()
             .context("spawn the cluster reaper")?;
-        Ok(PgCluster {
-            port,
-            next_db: AtomicU32::new(0),
-        })
+        Ok(cluster)
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended, as when an operator stops it), keeping
+    /// its data, as a database outage. Never on the shared cluster: other tests use it.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        let mut ctl = pg_command("pg_ctl", self.root);
+        ctl.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"]);
+        run(ctl, "pg_ctl stop")
+    }
+
+    /// Starts the server on its port and data directory: the first start, or the end of an
+    /// outage begun with `stop`.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        let mut ctl = pg_command("pg_ctl", self.root);
+        ctl.arg("-D")
+            .arg(&self.data)
+            .args(["-o", &self.opts, "-l"])
+            .arg(&self.log)
+            .args(["-w", "start"]);
+        run(ctl, "pg_ctl start")
     }
 
     /// A new, empty database; returns its URL.

@@ -4,7 +4,8 @@
 //! `max_in_flight_per_destination` requests to one destination at once, and a destination at its
 //! bound is left out of the next claims, so a slow receiver cannot fill the process with its work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,14 @@ use crate::store::{Store, StoreError, now};
 const CLAIM_BATCH: usize = 256;
 /// Results written per transaction, at most.
 const RECORD_BATCH: usize = 512;
+/// The longest pause between two tries of a claim, or of writing results, while the database fails.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Tries of a batch of results that fails for a reason other than an unreachable database (a
+/// fault in the data or the code) before it is dropped; its deliveries come back after the lease.
+const RECORD_TRIES_ON_FAULT: usize = 4;
+/// At shutdown, how long results still unwritten (and leases to hand back) may wait for the
+/// database beyond the grace, so a short outage at that moment does not cost re-sends.
+const FLUSH_MARGIN: Duration = Duration::from_secs(5);
 
 type RecordRequest = (Outcome, Option<oneshot::Sender<Option<Delivery>>>);
 
@@ -44,6 +53,19 @@ pub(super) struct Inner {
     per_destination: Mutex<HashMap<String, DestinationSlot>>,
     capacity_freed: Notify,
     recorder: Mutex<Option<mpsc::UnboundedSender<RecordRequest>>>,
+    /// Results handed to the recorder and not yet written (or given up).
+    unwritten: AtomicUsize,
+    tracked: Mutex<Tracked>,
+}
+
+/// Claimed deliveries by what they are doing, so that shutdown knows what to hand back.
+#[derive(Default)]
+struct Tracked {
+    /// Claimed and waiting for a request slot. Shutdown takes them all out at once and hands
+    /// them back; a task starts its attempt only if its id is still here to take out.
+    waiting: HashSet<String>,
+    /// Attempt started, result not yet with the recorder.
+    sending: HashSet<String>,
 }
 
 struct DestinationSlot {
@@ -74,6 +96,8 @@ impl Inner {
             per_destination: Mutex::new(HashMap::new()),
             capacity_freed: Notify::new(),
             recorder: Mutex::new(None),
+            unwritten: AtomicUsize::new(0),
+            tracked: Mutex::new(Tracked::default()),
         }
     }
 
@@ -130,11 +154,26 @@ impl Inner {
         }
     }
 
+    /// Moves a claimed delivery from waiting to sending; false when shutdown has taken it to
+    /// hand back, and it must not be attempted.
+    fn start(&self, id: &str) -> bool {
+        let mut tracked = self.tracked.lock().expect("tracked lock");
+        if !tracked.waiting.remove(id) {
+            return false;
+        }
+        tracked.sending.insert(id.to_owned());
+        true
+    }
+
     fn record(&self, outcome: Outcome, reply: Option<oneshot::Sender<Option<Delivery>>>) {
         let sender = self.recorder.lock().expect("recorder lock").clone();
         match sender {
             Some(tx) => {
-                let _ = tx.send((outcome, reply));
+                self.unwritten.fetch_add(1, Ordering::Relaxed);
+                if let Err(mpsc::error::SendError((outcome, _))) = tx.send((outcome, reply)) {
+                    self.unwritten.fetch_sub(1, Ordering::Relaxed);
+                    tracing::warn!(delivery = %outcome.delivery_id, "result dropped: recorder stopped");
+                }
             }
             // No recorder (not started, or stopping): the lease runs out and the delivery is
             // attempted again, which is the at-least-once promise.
@@ -151,6 +190,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
     let recorder = tokio::spawn(record_loop(inner.clone(), rx));
     let mut tasks = JoinSet::new();
     tracing::info!(worker = %inner.worker_id, "dispatcher started");
+    let mut backoff = Backoff::new(inner.config.poll_interval);
     while !shutdown.is_cancelled() {
         while tasks.try_join_next().is_some() {}
         let free = inner.global.available_permits().min(CLAIM_BATCH);
@@ -175,11 +215,17 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
         )
         .await
         {
-            Ok(c) => c,
+            Ok(c) => {
+                backoff.reset();
+                c
+            }
             Err(e) => {
-                tracing::error!(error = %e, "cannot claim deliveries; retrying");
+                // While the database is away, look again less and less often (up to MAX_BACKOFF)
+                // rather than hammer it, and log each failure once.
+                let wait = backoff.next();
+                tracing::error!(error = %e, retry_in = ?wait, "cannot claim deliveries");
                 tokio::select! {
-                    _ = tokio::time::sleep(inner.config.poll_interval) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => {}
                 }
                 continue;
@@ -196,18 +242,31 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let targets: HashMap<String, Arc<Destination>> =
-            match destinations::get_many(inner.store.db(), inner.store.secrets(), &ids).await {
-                Ok(list) => list
-                    .into_iter()
-                    .map(|d| (d.id.clone(), Arc::new(d)))
-                    .collect(),
-                Err(e) => {
-                    // The claimed rows stay leased and come back when the lease ends.
-                    tracing::error!(error = %e, "cannot load destinations for claimed deliveries");
-                    continue;
+        let targets: HashMap<String, Arc<Destination>> = match destinations::get_many(
+            inner.store.db(),
+            inner.store.secrets(),
+            &ids,
+        )
+        .await
+        {
+            Ok(list) => list
+                .into_iter()
+                .map(|d| (d.id.clone(), Arc::new(d)))
+                .collect(),
+            Err(e) => {
+                // Handed back, so they need not wait out the lease; if that fails too, the
+                // lease brings them back.
+                let wait = backoff.next();
+                tracing::error!(error = %e, retry_in = ?wait, "cannot load destinations for claimed deliveries");
+                let ids: Vec<String> = claimed.iter().map(|c| c.delivery.id.clone()).collect();
+                let _ = deliveries::release_leases(inner.store.db(), &inner.worker_id, &ids).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => {}
                 }
-            };
+                continue;
+            }
+        };
         for c in claimed {
             let permit = inner
                 .global
@@ -216,19 +275,135 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 .expect("claims never exceed free capacity");
             let target = targets.get(&c.delivery.destination_id).cloned();
             let slot = inner.take_slot(&c.delivery.destination_id);
+            inner
+                .tracked
+                .lock()
+                .expect("tracked lock")
+                .waiting
+                .insert(c.delivery.id.clone());
             let inner = inner.clone();
+            let shutdown = shutdown.clone();
             tasks.spawn(async move {
                 let destination_id = c.delivery.destination_id.clone();
-                run_one(&inner, c, target, slot, permit).await;
+                run_one(&inner, c, target, slot, permit, &shutdown).await;
                 inner.release_slot(&destination_id);
             });
         }
     }
-    // Finish what was started, so its results are recorded rather than re-sent after the lease.
-    while tasks.join_next().await.is_some() {}
+    stop(&inner, tasks, recorder).await;
+}
+
+/// Shutdown: no more claims (the loop has ended); deliveries not started are handed back at once;
+/// attempts in flight get the grace to finish, and their results are written; what is still
+/// sending at the deadline is cancelled and handed back too.
+async fn stop(inner: &Arc<Inner>, mut tasks: JoinSet<()>, recorder: tokio::task::JoinHandle<()>) {
+    let grace = inner.config.shutdown_grace;
+    let deadline = tokio::time::Instant::now() + grace;
+    let (waiting, in_flight) = {
+        let mut tracked = inner.tracked.lock().expect("tracked lock");
+        let waiting: Vec<String> = tracked.waiting.drain().collect();
+        (waiting, tracked.sending.len())
+    };
+    tracing::info!(
+        worker = %inner.worker_id,
+        in_flight,
+        not_started = waiting.len(),
+        ?grace,
+        "dispatcher stopping: no more claims, handing back deliveries not started, \
+         waiting for the attempts in flight"
+    );
+    let mut handed_back = hand_back(inner, &waiting, deadline + FLUSH_MARGIN).await;
+    let finished_in_time = tokio::time::timeout_at(deadline, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok();
+    let mut cancelled = 0;
+    if !finished_in_time {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let sending: Vec<String> = inner
+            .tracked
+            .lock()
+            .expect("tracked lock")
+            .sending
+            .drain()
+            .collect();
+        cancelled = sending.len();
+        tracing::warn!(
+            cancelled,
+            "attempts still in flight at the end of the grace were cancelled; their deliveries \
+             are handed back and will be sent again"
+        );
+        handed_back += hand_back(inner, &sending, deadline + FLUSH_MARGIN).await;
+    }
+    // Every result is with the recorder now: closing its channel lets it finish once written.
     inner.recorder.lock().expect("recorder lock").take();
-    let _ = recorder.await;
-    tracing::info!(worker = %inner.worker_id, "dispatcher stopped");
+    let flush_until = deadline.max(tokio::time::Instant::now()) + FLUSH_MARGIN;
+    let mut recorder = recorder;
+    if tokio::time::timeout_at(flush_until, &mut recorder)
+        .await
+        .is_err()
+    {
+        recorder.abort();
+        tracing::error!(
+            results = inner.unwritten.load(Ordering::Relaxed),
+            "the database did not take the last results before shutdown; those deliveries will \
+             be sent again after their lease"
+        );
+    }
+    tracing::info!(
+        worker = %inner.worker_id,
+        finished = in_flight.saturating_sub(cancelled),
+        cancelled,
+        handed_back,
+        "dispatcher stopped"
+    );
+}
+
+/// Hands `ids` back to the queue, trying until `until` while the database is unreachable;
+/// returns how many leases were handed back. Those it cannot hand back return after the lease.
+async fn hand_back(inner: &Inner, ids: &[String], until: tokio::time::Instant) -> u64 {
+    if ids.is_empty() {
+        return 0;
+    }
+    let mut backoff = Backoff::new(Duration::from_millis(100));
+    loop {
+        match deliveries::release_leases(inner.store.db(), &inner.worker_id, ids).await {
+            Ok(n) => return n,
+            Err(e) => {
+                let wait = backoff.next();
+                if !e.is_unavailable() || tokio::time::Instant::now() + wait > until {
+                    tracing::error!(error = %e, deliveries = ids.len(), "cannot hand back leases; the deliveries return when their lease ends");
+                    return 0;
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// Doubling pauses between tries, from `first` up to MAX_BACKOFF.
+struct Backoff {
+    first: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration) -> Self {
+        let first = first.clamp(Duration::from_millis(50), MAX_BACKOFF);
+        Backoff { first, next: first }
+    }
+
+    fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = self.first;
+    }
 }
 
 /// Sleeps until woken, until the next delivery falls due, or for the poll interval, whichever
@@ -267,18 +442,38 @@ async fn run_one(
     target: Option<Arc<Destination>>,
     slot: Arc<Semaphore>,
     _permit: OwnedSemaphorePermit,
+    shutdown: &CancellationToken,
 ) {
+    let id = claimed.delivery.id.clone();
     let Some(target) = target else {
-        destination_gone(inner, &claimed.delivery).await;
+        if inner.start(&id) {
+            destination_gone(inner, &claimed.delivery).await;
+            inner
+                .tracked
+                .lock()
+                .expect("tracked lock")
+                .sending
+                .remove(&id);
+        }
         return;
     };
     let outcome = {
-        let _request_slot = slot
-            .acquire()
-            .await
-            .expect("slot semaphores are never closed");
+        let _request_slot = tokio::select! {
+            permit = slot.acquire() => permit.expect("slot semaphores are never closed"),
+            // Shutdown hands this delivery back; it is not attempted here.
+            _ = shutdown.cancelled() => return,
+        };
+        if !inner.start(&id) {
+            return;
+        }
         attempt(inner, &claimed, &target).await
     };
+    inner
+        .tracked
+        .lock()
+        .expect("tracked lock")
+        .sending
+        .remove(&id);
     inner.record(outcome, None);
 }
 
@@ -451,24 +646,44 @@ pub fn outcome_of(
     }
 }
 
+/// Writes one batch of results. While the database is unreachable it keeps trying, with pauses
+/// up to MAX_BACKOFF, for as long as the process lives: a result is kept in memory, never dropped,
+/// so a finished attempt is not sent again. A batch that fails for another reason (a fault, not an
+/// outage) is tried a few times and then dropped, so it cannot stop every later result from being
+/// written; its deliveries return after their lease.
+async fn write_until_done(inner: &Inner, outcomes: &[Outcome]) -> deliveries::Recorded {
+    let mut backoff = Backoff::new(Duration::from_millis(100));
+    let mut faults = 0;
+    loop {
+        match deliveries::record_outcomes(inner.store.db(), &inner.worker_id, outcomes).await {
+            Ok(written) => return written,
+            Err(e) if e.is_unavailable() => {
+                let wait = backoff.next();
+                tracing::error!(error = %e, results = outcomes.len(), retry_in = ?wait, "cannot record delivery attempts: the database is unavailable; keeping them");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                faults += 1;
+                if faults >= RECORD_TRIES_ON_FAULT {
+                    tracing::error!(error = %e, results = outcomes.len(), "cannot record delivery attempts; dropped, they are sent again after their lease");
+                    return deliveries::Recorded::default();
+                }
+                let wait = backoff.next();
+                tracing::error!(error = %e, results = outcomes.len(), retry_in = ?wait, "cannot record delivery attempts");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
 /// Writes results in batches: whatever has arrived while the previous batch was being written
 /// goes into the next transaction.
 async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRequest>) {
     let mut batch: Vec<RecordRequest> = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let outcomes: Vec<Outcome> = batch.iter().map(|(o, _)| o.clone()).collect();
-        let mut written = None;
-        for wait_ms in [0u64, 100, 500, 2000] {
-            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-            match deliveries::record_outcomes(inner.store.db(), &inner.worker_id, &outcomes).await {
-                Ok(updated) => {
-                    written = Some(updated);
-                    break;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot record delivery attempts; retrying"),
-            }
-        }
-        let written = written.unwrap_or_default();
+        let written = write_until_done(&inner, &outcomes).await;
+        inner.unwritten.fetch_sub(batch.len(), Ordering::Relaxed);
         if !written.disabled.is_empty() {
             tracing::warn!(destinations = ?written.disabled, "destinations auto-disabled after consecutive failed deliveries");
             match destinations::get_many(inner.store.db(), inner.store.secrets(), &written.disabled)

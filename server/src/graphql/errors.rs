@@ -39,12 +39,17 @@ impl ApiError {
         }
     }
 
+    /// The database could not take the call (down, unreachable, locked): try again.
+    pub fn unavailable() -> Self {
+        ApiError::Unavailable("the database is unavailable; try again".into())
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::NotFound { .. } => "NOT_FOUND",
             ApiError::Forbidden => "FORBIDDEN",
-            ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -75,6 +80,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { kind, id } => ApiError::NotFound { kind, id },
             StoreError::DuplicateDisplayName(_) => {
                 ApiError::bad_input("displayName", e.to_string())
+            }
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "request failed: the database is unavailable");
+                ApiError::unavailable()
             }
             other => {
                 tracing::error!(error = %other, "request failed");

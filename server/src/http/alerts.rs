@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_domain::alert::PantherAlert;
 use serde_json::json;
@@ -36,8 +36,25 @@ impl IntoResponse for RestError {
         if let Some(f) = self.field {
             body["field"] = json!(f);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(super::RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
+}
+
+/// The database is away (or this process is stopping): nothing was stored, try again.
+fn unavailable(message: impl Into<String>) -> RestError {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        message,
+        None,
+    )
 }
 
 fn error(
@@ -90,10 +107,11 @@ async fn accept(
                 AuthRejection::Unauthenticated(m) => {
                     error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", m, None)
                 }
-                AuthRejection::Unavailable => error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "UNAVAILABLE",
-                    "the database does not answer; try again",
+                AuthRejection::Unavailable => unavailable("the database is unavailable; try again"),
+                AuthRejection::Internal => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_SERVER_ERROR",
+                    "internal error; the server log has the details",
                     None,
                 ),
             })?;
@@ -144,12 +162,17 @@ async fn accept(
             }
         })?;
     let mut accepted = app.ingest.accept(vec![incoming]).await.map_err(|e| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            e.to_string(),
-            None,
-        )
+        if e.is_retryable() {
+            unavailable(e.to_string())
+        } else {
+            tracing::error!(error = %e, "alert not stored");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "internal error; the server log has the details",
+                None,
+            )
+        }
     })?;
     let a = accepted.remove(0);
     Ok((

@@ -18,7 +18,10 @@ pub struct Authenticated(pub Principal);
 #[derive(Debug)]
 pub enum AuthRejection {
     Unauthenticated(&'static str),
+    /// The database could not be asked (down, unreachable, locked): try again.
     Unavailable,
+    /// The check failed for another reason; the detail is in the log.
+    Internal,
 }
 
 impl IntoResponse for AuthRejection {
@@ -35,11 +38,23 @@ impl IntoResponse for AuthRejection {
                 .into_response(),
             AuthRejection::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, super::RETRY_AFTER_SECONDS)],
                 Json(json!({
                     "data": null,
                     "errors": [{
-                        "message": "the database does not answer; try again",
-                        "extensions": {"code": "UNAVAILABLE"},
+                        "message": "the database is unavailable; try again",
+                        "extensions": {"code": "SERVICE_UNAVAILABLE"},
+                    }],
+                })),
+            )
+                .into_response(),
+            AuthRejection::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({
+                    "data": null,
+                    "errors": [{
+                        "message": "internal error; the server log has the details",
+                        "extensions": {"code": "INTERNAL_SERVER_ERROR"},
                     }],
                 })),
             )
@@ -99,9 +114,13 @@ pub async fn authenticate(store: &Store, presented: &str) -> Result<Principal, A
         Ok(None) => Err(AuthRejection::Unauthenticated(
             "unknown or revoked API token",
         )),
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "cannot check an API token: the database is unavailable");
+            Err(AuthRejection::Unavailable)
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot check an API token");
-            Err(AuthRejection::Unavailable)
+            Err(AuthRejection::Internal)
         }
     }
 }

@@ -21,6 +21,11 @@ use crate::graphql::HeraldSchema;
 use crate::ingest::Ingest;
 use crate::store::Store;
 
+/// `Retry-After` on a 503 for an unavailable database, in seconds: about how long a call waits
+/// for the database before it gives up, so a client retrying then finds it back after a short
+/// outage without hammering it during a long one.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
+
 /// What every handler shares; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {

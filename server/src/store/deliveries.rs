@@ -572,6 +572,43 @@ pub async fn claim_due(
     })
 }
 
+/// Hands deliveries claimed by `worker` back to the queue at once: their lease is cleared and they
+/// are due now, so any worker (another replica, or this one after a restart) takes them without
+/// waiting for the lease to run out. Only rows this worker still holds and that are still open
+/// are touched; returns how many were handed back.
+pub async fn release_leases(
+    db: &DatabaseConnection,
+    worker: &str,
+    ids: &[String],
+) -> Result<u64, StoreError> {
+    let txn = super::begin_write(db).await?;
+    let mut released = 0;
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let result = delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                delivery::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(now()))
+            .filter(delivery::Column::Id.is_in(chunk.iter().map(String::as_str)))
+            .filter(delivery::Column::LeaseOwner.eq(worker))
+            .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
+            .exec(&txn)
+            .await?;
+        released += result.rows_affected;
+    }
+    if released > 0 {
+        // Other replicas take the handed-back work at once, not at their next poll.
+        super::notify::queue(&txn, worker).await?;
+    }
+    txn.commit().await?;
+    Ok(released)
+}
+
 /// The earliest time any unfinished delivery falls due, so an idle worker knows how long to sleep.
 /// The states are spelled out, not bound: only then can the partial queue index apply.
 pub async fn next_due(conn: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, StoreError> {

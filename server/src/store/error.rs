@@ -36,3 +36,55 @@ impl From<DbErr> for StoreError {
 pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
+
+impl StoreError {
+    /// Whether the database could not be reached or could not take the call just now (connection
+    /// refused or closed, the pool timed out waiting for a connection, SQLite busy or locked by
+    /// another process, PostgreSQL shutting down or starting up), as opposed to a fault in the
+    /// call itself. Callers answer these with "try again" (HTTP 503, `SERVICE_UNAVAILABLE`) and
+    /// keep what they must write until the database is back.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect(_) => true,
+            StoreError::Database(e) => db_err_is_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+fn db_err_is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            sqlx_err_is_unavailable(e)
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_err_is_unavailable(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match e {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if let Ok(extended) = code.parse::<i32>() {
+                // SQLite reports extended result codes; the primary code is the low byte.
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6): another connection holds the lock.
+                return matches!(extended & 0xff, 5 | 6);
+            }
+            // PostgreSQL SQLSTATEs: class 08 is a connection exception; 57P01 to 57P03 are an
+            // administrator's or a crash's shutdown and "the database system is starting up";
+            // 53300 is "too many connections".
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }
+        _ => false,
+    }
+}

@@ -31,6 +31,10 @@ use sea_orm_migration::MigratorTrait;
 pub use error::StoreError;
 pub use secrets::{SecretError, Secrets};
 
+/// How long a call waits for the database (a pooled connection; on SQLite, a lock another process
+/// holds) before it fails as unavailable.
+pub const DATABASE_WAIT: Duration = Duration::from_secs(5);
+
 /// A handle on the database and the keys that open its secrets; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -101,7 +105,9 @@ impl Store {
         opts.max_connections(max_connections)
             .min_connections(1)
             .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(10))
+            // While the database is down a call waits this long for a connection and then fails
+            // (`StoreError::is_unavailable`): a client hears "try again" in seconds, not tens.
+            .acquire_timeout(DATABASE_WAIT)
             // Statements carry signing secrets and header values as parameters: never log them.
             .sqlx_logging(false);
         if backend == DatabaseBackend::Sqlite {
@@ -111,7 +117,9 @@ impl Store {
                 o.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
+                    // A lock held by another process is waited out for as long as a PostgreSQL
+                    // call waits for a connection; past that the call fails as unavailable.
+                    .busy_timeout(DATABASE_WAIT)
                     .foreign_keys(true)
                     // Keep more pages per connection: the queue's hot pages are read constantly.
                     .pragma("cache_size", "-16384")

@@ -4,6 +4,7 @@ mod cli;
 mod durability;
 mod encryption;
 mod examples;
+mod faults;
 mod fuzz;
 mod hostile;
 mod process;

@@ -22,8 +22,13 @@ fn input_error(prefix: &str, e: AlertInputError) -> ApiError {
 }
 
 fn ingest_error(e: IngestError) -> ApiError {
-    tracing::error!(error = %e, "alert not stored");
-    ApiError::Unavailable(e.to_string())
+    if e.is_retryable() {
+        tracing::warn!(error = %e, "alert not stored");
+        ApiError::Unavailable(e.to_string())
+    } else {
+        tracing::error!(error = %e, "alert not stored");
+        ApiError::Internal
+    }
 }
 
 #[Object]
