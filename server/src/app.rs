@@ -16,6 +16,7 @@ use crate::ingest::Ingest;
 use crate::store::audit::Actor;
 use crate::store::tokens::{self, Role};
 use crate::store::{Store, StoreError, state};
+use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -62,7 +63,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let dispatcher = Dispatcher::new(store.clone(), dispatch)?;
+    let metrics = Metrics::new();
+    let dispatcher = Dispatcher::with_metrics(store.clone(), dispatch, metrics.clone())?;
     let ingest = Ingest::start(store.clone(), dispatcher.clone());
     let schema = build_schema(store.clone(), dispatcher.clone(), ingest.clone());
     let stop = CancellationToken::new();
@@ -72,6 +74,7 @@ pub async fn serve(
         schema,
         ingest,
         dispatcher,
+        metrics,
     });
     let stop_http = stop.clone();
     let served = axum::serve(listener, app)

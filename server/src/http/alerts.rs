@@ -13,6 +13,7 @@ use super::AppState;
 use super::auth::{self, AuthRejection};
 use crate::ingest::{self, MAX_CONTEXT_BYTES};
 use crate::store::tokens::Role;
+use crate::telemetry::AlertSource;
 
 /// The context may take 200 KiB; the rest of a payload is small.
 const MAX_BODY: usize = MAX_CONTEXT_BYTES + 64 * 1024;
@@ -143,14 +144,18 @@ async fn accept(
                 )
             }
         })?;
-    let mut accepted = app.ingest.accept(vec![incoming]).await.map_err(|e| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            e.to_string(),
-            None,
-        )
-    })?;
+    let mut accepted = app
+        .ingest
+        .accept(AlertSource::Rest, vec![incoming])
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                e.to_string(),
+                None,
+            )
+        })?;
     let a = accepted.remove(0);
     Ok((
         StatusCode::ACCEPTED,
