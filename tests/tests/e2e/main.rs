@@ -6,5 +6,6 @@ mod encryption;
 mod examples;
 mod fuzz;
 mod hostile;
+mod logs;
 mod process;
 mod secrets;
