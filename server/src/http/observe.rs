@@ -2,7 +2,7 @@
 //! never a destination, URL or secret), `GET /readyz`, and the middleware that counts every
 //! request by route template and status.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
@@ -14,6 +14,9 @@ use serde_json::json;
 use super::AppState;
 use crate::telemetry::Metrics;
 use crate::telemetry::metrics::CONTENT_TYPE;
+
+/// How long `/readyz` waits for the database before answering that it does not answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let body = app.metrics.render(&app.store).await;
@@ -41,20 +44,24 @@ pub async fn count_requests(State(metrics): State<Metrics>, req: Request, next: 
 /// the dispatcher's claim loop runs. Otherwise 503 with each check's state, so the reason shows
 /// in `kubectl describe` and in the load balancer's logs.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    let (database, migrations) = match app.store.ping().await {
-        Err(e) => {
+    let checks = async {
+        if let Err(e) = app.store.ping().await {
             tracing::warn!(error = %e, "readiness: the database does not answer");
-            ("unreachable".to_owned(), "unknown".to_owned())
+            return ("unreachable".to_owned(), "unknown".to_owned());
         }
-        Ok(()) => match crate::store::migrations::pending(app.store.db()).await {
+        match crate::store::migrations::pending(app.store.db()).await {
             Ok(pending) if pending.is_empty() => ("ok".into(), "ok".into()),
             Ok(pending) => ("ok".into(), format!("pending: {}", pending.join(", "))),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness: cannot read the applied migrations");
                 ("ok".into(), "unknown".into())
             }
-        },
+        }
     };
+    // A probe has its own short timeout; an answer that says why beats a probe that times out.
+    let (database, migrations) = tokio::time::timeout(READY_TIMEOUT, checks)
+        .await
+        .unwrap_or_else(|_| ("timeout".into(), "unknown".into()));
     let dispatcher = if app.dispatcher.is_running() {
         "ok"
     } else {

@@ -29,6 +29,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// within this time cost one pair of queries.
 const QUEUE_READING_TTL: Duration = Duration::from_secs(2);
 
+/// How long a scrape waits for the queue gauges before serving their last values.
+const QUEUE_READING_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The `route` label of a request that matched no route: one value, whatever the path.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
@@ -386,16 +389,22 @@ impl Metrics {
     /// never read), `next_due` reads the first entry of the partial queue index. With a backlog
     /// of a million open deliveries the count takes a few hundred milliseconds; the TTL bounds
     /// that to one count per two seconds however many scrapers there are. When the database
-    /// does not answer, the gauges keep their last values and the scrape still succeeds.
+    /// does not answer within 3 seconds, the gauges keep their last values and the scrape
+    /// still succeeds.
     async fn refresh_queue(&self, store: &Store) {
         let mut read_at = self.inner.queue_read_at.lock().await;
         if read_at.is_some_and(|t| t.elapsed() < QUEUE_READING_TTL) {
             return;
         }
-        let counts = deliveries::open_counts(store.db()).await;
-        let next = deliveries::next_due(store.db()).await;
-        match (counts, next) {
-            (Ok(OpenCounts { pending, retrying }), Ok(next)) => {
+        let reading = async {
+            let counts = deliveries::open_counts(store.db()).await?;
+            let next = deliveries::next_due(store.db()).await?;
+            Ok::<_, crate::store::StoreError>((counts, next))
+        };
+        // A scrape must not hang on a database that does not answer (Prometheus gives up after
+        // its scrape timeout, 10 s by default, and the whole scrape would be lost).
+        match tokio::time::timeout(QUEUE_READING_TIMEOUT, reading).await {
+            Ok(Ok((OpenCounts { pending, retrying }, next))) => {
                 self.set_queue_depth(DeliveryState::Pending, pending);
                 self.set_queue_depth(DeliveryState::Retrying, retrying);
                 // A claimed delivery's next attempt is its lease's end, in the future: work in
@@ -406,9 +415,11 @@ impl Metrics {
                 self.inner.queue_oldest_due_age.set(age);
                 *read_at = Some(Instant::now());
             }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(error = %e, "metrics: cannot read the queue gauges");
-            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot read the queue gauges"),
+            Err(_) => tracing::warn!(
+                "metrics: the queue gauges took over {}s to read; serving the last values",
+                QUEUE_READING_TIMEOUT.as_secs()
+            ),
         }
     }
 
