@@ -16,6 +16,7 @@ use crate::ingest::Ingest;
 use crate::store::audit::Actor;
 use crate::store::tokens::{self, Role};
 use crate::store::{Store, StoreError, state};
+use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -64,7 +65,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let grace = dispatch.shutdown_grace;
-    let dispatcher = Dispatcher::new(store.clone(), dispatch)?;
+    let metrics = Metrics::new();
+    let dispatcher = Dispatcher::with_metrics(store.clone(), dispatch, metrics.clone())?;
     let ingest = Ingest::start(store.clone(), dispatcher.clone());
     let schema = build_schema(store.clone(), dispatcher.clone(), ingest.clone());
     let stop = CancellationToken::new();
@@ -74,6 +76,7 @@ pub async fn serve(
         schema,
         ingest,
         dispatcher,
+        metrics,
     });
     let stop_http = stop.clone();
     let http = axum::serve(listener, app).with_graceful_shutdown(async move {

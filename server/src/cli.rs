@@ -19,6 +19,8 @@ use crate::store::tokens::{self, Role};
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub logging: crate::telemetry::logging::LogConfig,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -14,6 +14,7 @@ use crate::dispatch::Dispatcher;
 use crate::dispatch::routing::RoutingRequest;
 use crate::store::alerts::{self, Accepted, IncomingAlert};
 use crate::store::{Store, StoreError, ids};
+use crate::telemetry::{AlertSource, Metrics};
 
 pub const MAX_BATCH: usize = 1000;
 /// Alerts written per group transaction, at most.
@@ -43,6 +44,7 @@ type Reply = oneshot::Sender<Result<Vec<Accepted>, IngestError>>;
 #[derive(Clone)]
 pub struct Ingest {
     tx: mpsc::Sender<(Vec<IncomingAlert>, Reply)>,
+    metrics: Metrics,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,18 +69,26 @@ impl IngestError {
 impl Ingest {
     pub fn start(store: Store, dispatcher: Dispatcher) -> Self {
         let (tx, rx) = mpsc::channel(10_000);
+        let metrics = dispatcher.metrics().clone();
         tokio::spawn(group_commit(store, dispatcher, rx));
-        Ingest { tx }
+        Ingest { tx, metrics }
     }
 
-    /// Stores the alerts and their deliveries; returns when they are committed.
-    pub async fn accept(&self, alerts: Vec<IncomingAlert>) -> Result<Vec<Accepted>, IngestError> {
+    /// Stores the alerts and their deliveries; returns when they are committed. `source` is the
+    /// API they came through, for `herald_alerts_accepted_total`.
+    pub async fn accept(
+        &self,
+        source: AlertSource,
+        alerts: Vec<IncomingAlert>,
+    ) -> Result<Vec<Accepted>, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((alerts, reply))
             .await
             .map_err(|_| IngestError::Stopped)?;
-        answer.await.map_err(|_| IngestError::Stopped)?
+        let accepted = answer.await.map_err(|_| IngestError::Stopped)??;
+        self.metrics.alerts_accepted(source, accepted.len());
+        Ok(accepted)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Herald: self-hosted alert webhook delivery.
 //!
 //! `app` starts the server, `http` is its HTTP surface, `graphql` the API, `store` the database,
-//! `cli` the `herald` command.
+//! `cli` the `herald` command,
+//! `telemetry` the metrics and log lines.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -14,3 +15,4 @@ pub mod http;
 pub mod ingest;
 pub mod signing;
 pub mod store;
+pub mod telemetry;

@@ -88,6 +88,18 @@ fn request_headers(req: &WebhookRequest) -> (HeaderMap, Map<String, Value>) {
     (headers, recorded)
 }
 
+/// Why an attempt got no usable answer, as a closed set (metrics and logs use it; the message in
+/// `error` is for people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer within the delivery timeout.
+    Timeout,
+    /// The egress policy refused the address (or plain http, with `HERALD_REQUIRE_HTTPS`).
+    Refused,
+    /// Anything else on the way: DNS, connection refused or reset, TLS.
+    Network,
+}
+
 /// What came back, or why nothing did.
 #[derive(Debug, Clone)]
 pub struct WebhookResponse {
@@ -99,6 +111,8 @@ pub struct WebhookResponse {
     pub headers: Option<Value>,
     /// The network-level cause when there is no status.
     pub error: Option<String>,
+    /// The kind of failure when there is no status.
+    pub failure: Option<Failure>,
     /// The URL the request went to (or was refused for).
     pub url: String,
     /// The request's headers by lower-case name, custom header values masked.
@@ -182,6 +196,7 @@ impl WebhookClient {
                 truncated: false,
                 headers: None,
                 error: Some(refusal.to_string()),
+                failure: Some(Failure::Refused),
                 url: req.url,
                 request_headers,
             };
@@ -201,11 +216,15 @@ impl WebhookClient {
             truncated: false,
             headers: None,
             error: None,
+            failure: None,
             url: req.url,
             request_headers,
         };
         match result {
-            Err(e) => out.error = Some(self.describe(&e)),
+            Err(e) => {
+                out.error = Some(self.describe(&e));
+                out.failure = Some(classify(&e));
+            }
             Ok(mut resp) => {
                 out.status = Some(resp.status().as_u16());
                 let mut kept = Map::new();
@@ -268,6 +287,22 @@ impl WebhookClient {
         }
         msg
     }
+}
+
+/// The kind of a request that got no status: the egress refusal is found in the error's chain
+/// (the resolver raised it), as in `describe`.
+fn classify(e: &reqwest::Error) -> Failure {
+    if e.is_timeout() {
+        return Failure::Timeout;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<Refusal>().is_some() {
+            return Failure::Refused;
+        }
+        source = s.source();
+    }
+    Failure::Network
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use crate::config::DispatchConfig;
 use crate::store::Store;
 use crate::store::deliveries::Delivery;
 use crate::store::destinations::Destination;
+use crate::telemetry::Metrics;
 use client::{ClientError, WebhookClient};
 use retry::RetrySchedule;
 
@@ -32,7 +33,18 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// A dispatcher with metrics of its own (nobody scrapes them); `app::serve` uses
+    /// [`Dispatcher::with_metrics`].
     pub fn new(store: Store, config: DispatchConfig) -> Result<Self, ClientError> {
+        Self::with_metrics(store, config, Metrics::new())
+    }
+
+    /// A dispatcher that counts its attempts and finished deliveries into `metrics`.
+    pub fn with_metrics(
+        store: Store,
+        config: DispatchConfig,
+        metrics: Metrics,
+    ) -> Result<Self, ClientError> {
         let client = WebhookClient::new(config.delivery_timeout, &config.egress)?;
         let schedule = config
             .retry_schedule
@@ -48,6 +60,7 @@ impl Dispatcher {
                 client,
                 events,
                 destination_events,
+                metrics,
             )),
         })
     }
@@ -101,6 +114,19 @@ impl Dispatcher {
     /// Where deliveries may go; the API refuses destination URLs this refuses.
     pub fn egress(&self) -> &crate::egress::Policy {
         self.inner.client.policy()
+    }
+
+    /// Whether the claim loop runs: set when it starts, cleared when it ends (also by a panic).
+    /// `/readyz` reports a stopped dispatcher.
+    pub fn is_running(&self) -> bool {
+        self.inner
+            .running
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The metrics this dispatcher counts into; the rest of the server counts into the same.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     pub fn worker_id(&self) -> &str {

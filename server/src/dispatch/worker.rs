@@ -5,7 +5,7 @@
 //! bound is left out of the next claims, so a slow receiver cannot fill the process with its work.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use crate::signing;
 use crate::store::deliveries::{self, Attempt, Claimed, Delivery, DeliveryState, Outcome};
 use crate::store::destinations::{self, Destination};
 use crate::store::{Store, StoreError, now};
+use crate::telemetry::{self, Metrics};
 
 /// Deliveries claimed per query.
 const CLAIM_BATCH: usize = 256;
@@ -49,6 +50,9 @@ pub(super) struct Inner {
     pub wake: Notify,
     /// This process's name on the leases it takes.
     pub worker_id: String,
+    pub metrics: Metrics,
+    /// Whether `run` is running (see `Running`).
+    pub running: AtomicBool,
     global: Arc<Semaphore>,
     per_destination: Mutex<HashMap<String, DestinationSlot>>,
     capacity_freed: Notify,
@@ -82,8 +86,11 @@ impl Inner {
         client: WebhookClient,
         events: broadcast::Sender<Delivery>,
         destination_events: broadcast::Sender<Destination>,
+        metrics: Metrics,
     ) -> Self {
         Inner {
+            metrics,
+            running: AtomicBool::new(false),
             destination_events,
             global: Arc::new(Semaphore::new(config.max_in_flight as usize)),
             store,
@@ -184,7 +191,24 @@ impl Inner {
     }
 }
 
+/// Marks the claim loop running while it lives; dropped on return or unwinding.
+struct Running<'a>(&'a AtomicBool);
+
+impl<'a> Running<'a> {
+    fn mark(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        Running(flag)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let _running = Running::mark(&inner.running);
     let (tx, rx) = mpsc::unbounded_channel();
     *inner.recorder.lock().expect("recorder lock") = Some(tx);
     let recorder = tokio::spawn(record_loop(inner.clone(), rx));
@@ -487,6 +511,7 @@ async fn destination_gone(inner: &Inner, d: &Delivery) {
     .await
     {
         Ok(()) => {
+            inner.metrics.delivery_finished(DeliveryState::Failed);
             if let Ok(Some(updated)) = deliveries::get(inner.store.db(), &d.id).await {
                 let _ = inner.events.send(updated);
             }
@@ -566,13 +591,15 @@ async fn attempt(inner: &Inner, claimed: &Claimed, target: &Destination) -> Outc
         })
         .await;
     let unit: f64 = rand::random();
-    outcome_of(
+    let outcome = outcome_of(
         d,
         &response,
         &inner.schedule,
         inner.config.retry_after_cap,
         unit,
-    )
+    );
+    telemetry::attempt(&inner.metrics, d, &response, &outcome);
+    outcome
 }
 
 /// What an attempt's response means for its delivery: the state, when to try next, and Panther's

@@ -13,6 +13,7 @@ use super::AppState;
 use super::auth::{self, AuthRejection};
 use crate::ingest::{self, MAX_CONTEXT_BYTES};
 use crate::store::tokens::Role;
+use crate::telemetry::AlertSource;
 
 /// The context may take 200 KiB; the rest of a payload is small.
 const MAX_BODY: usize = MAX_CONTEXT_BYTES + 64 * 1024;
@@ -161,7 +162,7 @@ async fn accept(
                 )
             }
         })?;
-    let mut accepted = app.ingest.accept(vec![incoming]).await.map_err(|e| {
+    let mut accepted = app.ingest.accept(AlertSource::Rest, vec![incoming]).await.map_err(|e| {
         if e.is_retryable() {
             unavailable(e.to_string())
         } else {

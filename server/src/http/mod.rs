@@ -1,11 +1,13 @@
 //! The HTTP surface: `/graphql` (POST for operations, GET for the GraphiQL playground),
-//! `/graphql/ws` (subscriptions), `POST /v1/alerts` (Panther's payload, for automation) and
-//! `/healthz`. Authentication happens here; the GraphQL layer only sees the resulting principal.
+//! `/graphql/ws` (subscriptions), `POST /v1/alerts` (Panther's payload, for automation),
+//! `/healthz` (liveness), `/readyz` (readiness) and `/metrics` (Prometheus). Authentication happens
+//! here; the GraphQL layer only sees the resulting principal.
 
 mod alerts;
 mod auth;
 mod drain;
 mod graphql;
+mod observe;
 mod playground;
 
 use axum::extract::State;
@@ -20,6 +22,7 @@ use crate::dispatch::Dispatcher;
 use crate::graphql::HeraldSchema;
 use crate::ingest::Ingest;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 /// `Retry-After` on a 503 for an unavailable database, in seconds: about how long a call waits
 /// for the database before it gives up, so a client retrying then finds it back after a short
@@ -33,9 +36,11 @@ pub struct AppState {
     pub schema: HeraldSchema,
     pub ingest: Ingest,
     pub dispatcher: Dispatcher,
+    pub metrics: Metrics,
 }
 
 pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route(
             "/graphql",
@@ -49,10 +54,18 @@ pub fn router(state: AppState) -> Router {
             post(alerts::receive).layer(alerts::body_limit()),
         )
         .route("/healthz", get(healthz))
+        .route("/readyz", get(observe::readyz))
+        .route("/metrics", get(observe::metrics))
         // Around every route, so that an answer given before the body is read (401, 403, 405,
         // 413) leaves the keep-alive connection reusable.
         .layer(axum::middleware::from_fn(drain::drain_unread_body))
         .layer(TraceLayer::new_for_http())
+        // Outermost: its time includes the draining above, and `Router::layer` runs it per route,
+        // after matching, so it sees the route template.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observe::count_requests,
+        ))
         .with_state(state)
 }
 

@@ -7,6 +7,7 @@ mod examples;
 mod faults;
 mod fuzz;
 mod hostile;
+mod logs;
 mod process;
 mod replicas;
 mod secrets;

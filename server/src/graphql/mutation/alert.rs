@@ -13,6 +13,7 @@ use crate::graphql::types::{
 use crate::ingest::{self, AlertDraft, AlertInputError, Ingest, IngestError, MAX_BATCH};
 use crate::store::deliveries::{self, Claimed};
 use crate::store::{Store, alerts, destinations, ids};
+use crate::telemetry::AlertSource;
 
 #[derive(Default)]
 pub struct AlertMutation;
@@ -43,7 +44,7 @@ impl AlertMutation {
         let incoming = ingest::incoming(AlertDraft::from(input)).map_err(|e| input_error("", e))?;
         let mut accepted = ctx
             .data_unchecked::<Ingest>()
-            .accept(vec![incoming])
+            .accept(AlertSource::Graphql, vec![incoming])
             .await
             .map_err(ingest_error)?;
         Ok(accepted.remove(0).into())
@@ -75,7 +76,7 @@ impl AlertMutation {
             .collect::<Result<Vec<_>, _>>()?;
         let accepted = ctx
             .data_unchecked::<Ingest>()
-            .accept(incoming)
+            .accept(AlertSource::Graphql, incoming)
             .await
             .map_err(ingest_error)?;
         Ok(SendAlertsPayload {

@@ -25,3 +25,30 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// The migrations this binary knows that the database has not applied (their names), read
+/// without writing anything: the readiness check calls it. Migrations applied by a newer binary
+/// are no concern of this one, so a replica awaiting its upgrade stays ready.
+pub async fn pending<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct Row {
+        version: String,
+    }
+    let applied: std::collections::HashSet<String> =
+        Row::find_by_statement(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            // sea-orm-migration's own table; its name is fixed (no custom name is set here).
+            "SELECT version FROM seaql_migrations",
+        ))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.version)
+        .collect();
+    Ok(Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .filter(|name| !applied.contains(name))
+        .collect())
+}
