@@ -13,7 +13,7 @@ herald_testkit::on_both_backends!(
     viewers_see_no_secrets,
     tokens_are_stored_only_as_hashes,
     revoked_tokens_stop_working,
-    healthz_answers_when_the_database_does,
+    healthz_answers_while_the_process_lives_and_readyz_follows_the_database,
 );
 
 async fn requests_without_a_valid_token_are_401(backend: Backend) {
@@ -190,19 +190,24 @@ async fn revoked_tokens_stop_working(backend: Backend) {
     assert_eq!(resp.status, 401);
 }
 
-async fn healthz_answers_when_the_database_does(backend: Backend) {
+async fn healthz_answers_while_the_process_lives_and_readyz_follows_the_database(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let resp = reqwest::get(app.url("/healthz")).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     if backend == Backend::Postgres {
-        // Take the database away under the running server.
+        // Take the database away under the running server: the process is alive (a restart would
+        // not help), but it is not ready.
         let name = app.database_url.rsplit('/').next().unwrap().to_owned();
         herald_testkit::PgCluster::shared()
             .psql("postgres", &format!("DROP DATABASE {name} WITH (FORCE)"))
             .unwrap();
         let resp = reqwest::get(app.url("/healthz")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let resp = reqwest::get(app.url("/readyz")).await.unwrap();
         assert_eq!(resp.status(), 503);
+        let body: Value = resp.json().await.unwrap();
+        assert_ne!(body["checks"]["database"], "ok", "{body}");
     }
 }
