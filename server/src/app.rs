@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::DispatchConfig;
+use crate::config::{DispatchConfig, RetentionConfig};
 use crate::dispatch::Dispatcher;
 use crate::dispatch::client::ClientError;
 use crate::graphql::build_schema;
@@ -59,6 +59,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
 pub async fn serve(
     store: Store,
     dispatch: DispatchConfig,
+    retention: RetentionConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
@@ -67,6 +68,15 @@ pub async fn serve(
     let schema = build_schema(store.clone(), dispatcher.clone(), ingest.clone());
     let stop = CancellationToken::new();
     let worker = dispatcher.start(stop.clone());
+    // Off the hot path: its own task, small batches. The callback is where metrics count what it
+    // deleted (`herald_pruned_total{kind}`).
+    let pruner = crate::retention::spawn(
+        store.clone(),
+        retention.retention,
+        crate::retention::PrunerSettings::default(),
+        stop.clone(),
+        std::sync::Arc::new(|_: &crate::store::retention::Pruned| {}),
+    );
     let app = router(AppState {
         store,
         schema,
@@ -85,5 +95,6 @@ pub async fn serve(
         .map_err(AppError::Serve);
     stop.cancel();
     let _ = worker.await;
+    let _ = pruner.await;
     served
 }

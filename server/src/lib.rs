@@ -12,5 +12,6 @@ pub mod egress;
 pub mod graphql;
 pub mod http;
 pub mod ingest;
+pub mod retention;
 pub mod signing;
 pub mod store;

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod backup;
 pub mod deliveries;
 pub mod destinations;
 pub mod entities;
@@ -12,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod migrations;
 pub mod rate_limit;
+pub mod retention;
 pub mod secrets;
 pub mod state;
 pub mod tokens;
