@@ -5,10 +5,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app;
 use crate::config::{DatabaseConfig, Retention, RetentionConfig, ServeConfig};
-use crate::store::{Store, backup};
 use crate::store::audit::Actor;
 use crate::store::keys::{self, KeyOrigin, Unlocked};
 use crate::store::tokens::{self, Role};
+use crate::store::{Store, backup};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -172,7 +172,14 @@ async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
         );
     }
     tracing::info!(%addr, %playground, "herald is listening");
-    app::serve(store, cfg.dispatch, cfg.retention, listener, shutdown_signal()).await?;
+    app::serve(
+        store,
+        cfg.dispatch,
+        cfg.retention,
+        listener,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("herald stopped");
     Ok(())
 }
@@ -239,7 +246,9 @@ async fn backup(db: &DatabaseConfig, args: BackupArgs) -> anyhow::Result<()> {
     backup::refuse_existing(&args.path)?;
     let key_file = keys::key_file_beside(&file);
     let from_env = db.encryption.key.is_some();
-    let copy_key_to = args.with_key_file.then(|| keys::key_file_beside(&args.path));
+    let copy_key_to = args
+        .with_key_file
+        .then(|| keys::key_file_beside(&args.path));
     if let Some(to) = &copy_key_to {
         anyhow::ensure!(
             !from_env && key_file.exists(),

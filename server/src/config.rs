@@ -295,7 +295,18 @@ mod tests {
 
     #[test]
     fn bad_retention_names_the_variable_and_the_rule() {
-        for bad in ["", "d", "90", "90days", "-1d", "0d", "30s", "5ms", "never", "999999999999999999d"] {
+        for bad in [
+            "",
+            "d",
+            "90",
+            "90days",
+            "-1d",
+            "0d",
+            "30s",
+            "5ms",
+            "never",
+            "999999999999999999d",
+        ] {
             let e = parse_retention(bad).unwrap_err();
             assert!(e.starts_with(RETENTION_RULE), "{bad:?}: {e}");
         }

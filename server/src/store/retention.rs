@@ -95,11 +95,17 @@ pub async fn prune_batch(
     let backend = db.get_database_backend();
     let txn = begin_write(db).await?;
 
-    // Oldest first, so an interrupted pass has taken the oldest history.
+    // Oldest first, so an interrupted pass has taken the oldest history. Without statistics
+    // SQLite prefers `deliveries_state` and sorts every finished row; name the index it must use.
+    let hint = if backend == DatabaseBackend::Sqlite {
+        "INDEXED BY deliveries_finished"
+    } else {
+        ""
+    };
     let deliveries = CandidateRow::find_by_statement(Statement::from_sql_and_values(
         backend,
         format!(
-            "SELECT d.id, d.alert_id FROM deliveries d WHERE {PRUNABLE} \
+            "SELECT d.id, d.alert_id FROM deliveries d {hint} WHERE {PRUNABLE} \
              ORDER BY d.updated_at LIMIT {batch}"
         ),
         [cutoff.into()],

@@ -13,6 +13,7 @@ mod ingest;
 mod limits;
 mod log_types;
 mod rate_limit;
+mod retention;
 mod schema;
 mod subscription;
 mod validation;
