@@ -7,4 +7,5 @@ mod examples;
 mod fuzz;
 mod hostile;
 mod process;
+mod retention;
 mod secrets;
