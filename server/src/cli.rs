@@ -267,7 +267,15 @@ async fn backup(db: &DatabaseConfig, args: BackupArgs) -> anyhow::Result<()> {
         done.path.display(),
         done.bytes
     );
-    let key_id = done.key_id.as_deref().unwrap_or("none yet");
+    let Some(key_id) = done.key_id.as_deref() else {
+        // Never started with keys: nothing in it is encrypted, so it needs none.
+        println!("No secret in it is encrypted yet: it opens without a key.");
+        if let Some(to) = &copy_key_to {
+            backup::copy_key_file(&key_file, to)?;
+            println!("Copied the key file to {}.", to.display());
+        }
+        return Ok(());
+    };
     if let Some(to) = &copy_key_to {
         backup::copy_key_file(&key_file, to)?;
         println!(

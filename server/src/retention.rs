@@ -54,7 +54,8 @@ pub fn cutoff(retention: Retention, now: DateTime<Utc>) -> Option<DateTime<Utc>>
     }
 }
 
-/// One whole pass: batches until one deletes nothing (or `stop` is cancelled). Returns the total.
+/// One whole pass: batches until nothing is left before `cutoff` (or `stop` is cancelled), waiting
+/// its turn where another replica's pruner holds rows. Returns the total.
 pub async fn run_pass(
     store: &Store,
     cutoff: DateTime<Utc>,
@@ -64,12 +65,14 @@ pub async fn run_pass(
 ) -> Result<Pruned, StoreError> {
     let mut total = Pruned::default();
     loop {
-        let pruned = prune_batch(store.db(), cutoff, settings.batch).await?;
-        if pruned.is_empty() {
+        let batch = prune_batch(store.db(), cutoff, settings.batch).await?;
+        if !batch.more() {
             return Ok(total);
         }
-        on_pruned(&pruned);
-        total += pruned;
+        if !batch.pruned.is_empty() {
+            on_pruned(&batch.pruned);
+            total += batch.pruned;
+        }
         tokio::select! {
             _ = stop.cancelled() => return Ok(total),
             _ = tokio::time::sleep(settings.pause) => {}

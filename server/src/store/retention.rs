@@ -83,14 +83,30 @@ fn params(cutoff: DateTime<Utc>, ids: &[String]) -> Vec<Value> {
     v
 }
 
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub pruned: Pruned,
+    /// Another transaction (a pruner on another replica, a re-send) held every alert this batch
+    /// picked: there may be more to delete once it is done.
+    pub contended: bool,
+}
+
+impl Batch {
+    /// Whether the pass should go on: it deleted something, or someone else held what it picked.
+    pub fn more(&self) -> bool {
+        !self.pruned.is_empty() || self.contended
+    }
+}
+
 /// Deletes at most `batch` deliveries (with their attempts) and at most `batch` alerts that the
-/// rules above let go, in one short transaction. Returns what it deleted; nothing means there is
-/// nothing left to prune before `cutoff` (or another replica holds it right now).
+/// rules above let go, in one short transaction. Nothing deleted and nothing contended means there
+/// is nothing left to prune before `cutoff`.
 pub async fn prune_batch(
     db: &DatabaseConnection,
     cutoff: DateTime<Utc>,
     batch: u64,
-) -> Result<Pruned, StoreError> {
+) -> Result<Batch, StoreError> {
     let batch = batch.max(1);
     let backend = db.get_database_backend();
     let txn = begin_write(db).await?;
@@ -116,13 +132,16 @@ pub async fn prune_batch(
     alert_ids.sort();
     alert_ids.dedup();
     // Alerts that have no delivery at all (routed nowhere, or the rest of a big one's history).
+    // A scalar subquery, not NOT EXISTS: PostgreSQL turns NOT EXISTS into a hash anti join that
+    // reads all of `deliveries`; this way both databases walk `alerts_received` from the oldest
+    // and probe `deliveries_alert` per alert, and old alerts that are left are few once pruned.
     let room = batch.saturating_sub(alert_ids.len() as u64);
     if room > 0 {
         let bare = IdRow::find_by_statement(Statement::from_sql_and_values(
             backend,
             format!(
                 "SELECT a.id FROM alerts a WHERE a.received_at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id) \
+                 AND (SELECT d.id FROM deliveries d WHERE d.alert_id = a.id LIMIT 1) IS NULL \
                  ORDER BY a.received_at LIMIT {room}"
             ),
             [cutoff.into()],
@@ -135,7 +154,7 @@ pub async fn prune_batch(
     }
     if alert_ids.is_empty() {
         txn.commit().await?;
-        return Ok(Pruned::default());
+        return Ok(Batch::default());
     }
 
     if backend == DatabaseBackend::Postgres {
@@ -156,7 +175,10 @@ pub async fn prune_batch(
         alert_ids.sort();
         if alert_ids.is_empty() {
             txn.commit().await?;
-            return Ok(Pruned::default());
+            return Ok(Batch {
+                pruned: Pruned::default(),
+                contended: true,
+            });
         }
     }
     // SQLite: the IMMEDIATE transaction holds the write lock, so nothing changed since the
@@ -218,5 +240,8 @@ pub async fn prune_batch(
         .await?
         .rows_affected();
     txn.commit().await?;
-    Ok(pruned)
+    Ok(Batch {
+        pruned,
+        contended: false,
+    })
 }

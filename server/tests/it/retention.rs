@@ -242,6 +242,8 @@ async fn a_batch_deletes_at_most_its_size(backend: Backend) {
         let mut batches = 0;
         loop {
             let p = prune_batch(app.store.db(), cutoff(), 2).await.unwrap();
+            assert!(!p.contended);
+            let p = p.pruned;
             if p.is_empty() {
                 break;
             }
