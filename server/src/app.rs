@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::DispatchConfig;
+use crate::config::{DispatchConfig, RetentionConfig};
 use crate::dispatch::Dispatcher;
 use crate::dispatch::client::ClientError;
 use crate::graphql::build_schema;
@@ -16,7 +16,7 @@ use crate::ingest::Ingest;
 use crate::store::audit::Actor;
 use crate::store::tokens::{self, Role};
 use crate::store::{Store, StoreError, state};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, PrunedKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -61,6 +61,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
 pub async fn serve(
     store: Store,
     dispatch: DispatchConfig,
+    retention: RetentionConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
@@ -71,6 +72,22 @@ pub async fn serve(
     let schema = build_schema(store.clone(), dispatcher.clone(), ingest.clone());
     let stop = CancellationToken::new();
     let worker = dispatcher.start(stop.clone());
+    // Off the hot path: its own task, small batches. The callback is where metrics count what it
+    // deleted (`herald_pruned_total{kind}`).
+    let pruner = crate::retention::spawn(
+        store.clone(),
+        retention.retention,
+        crate::retention::PrunerSettings::default(),
+        stop.clone(),
+        {
+            let metrics = metrics.clone();
+            std::sync::Arc::new(move |p: &crate::store::retention::Pruned| {
+                metrics.pruned(PrunedKind::Alert, p.alerts);
+                metrics.pruned(PrunedKind::Delivery, p.deliveries);
+                metrics.pruned(PrunedKind::Attempt, p.attempts);
+            })
+        },
+    );
     let app = router(AppState {
         store,
         schema,
@@ -106,5 +123,6 @@ pub async fn serve(
     };
     stop.cancel();
     let _ = worker.await;
+    let _ = pruner.await;
     served
 }

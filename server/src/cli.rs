@@ -4,11 +4,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app;
-use crate::config::{DatabaseConfig, ServeConfig};
-use crate::store::Store;
+use crate::config::{DatabaseConfig, Retention, RetentionConfig, ServeConfig};
 use crate::store::audit::Actor;
 use crate::store::keys::{self, KeyOrigin, Unlocked};
 use crate::store::tokens::{self, Role};
+use crate::store::{Store, backup};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +39,20 @@ pub enum Command {
     /// Manage the key that encrypts secrets at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Delete history older than HERALD_RETENTION now (one whole pass), beside running servers.
+    Prune(RetentionConfig),
+    /// Write a consistent copy of a SQLite database to PATH, beside running servers.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Where to write the copy; it must not exist.
+    pub path: std::path::PathBuf,
+    /// Also copy the key file beside the database to `PATH.key`. Off by default: a backup stored
+    /// with its key protects the secrets no better than no encryption.
+    #[arg(long)]
+    pub with_key_file: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +147,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(cfg) => serve(&cli.database, cfg).await,
         Command::Token(cmd) => token(&cli.database, cmd).await,
         Command::Keys(KeysCommand::Rotate) => rotate_keys(&cli.database).await,
+        Command::Prune(cfg) => prune(&cli.database, cfg.retention).await,
+        Command::Backup(args) => backup(&cli.database, args).await,
     }
 }
 
@@ -158,7 +174,14 @@ async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
         );
     }
     tracing::info!(%addr, %playground, "herald is listening");
-    app::serve(store, cfg.dispatch, listener, shutdown_signal()).await?;
+    app::serve(
+        store,
+        cfg.dispatch,
+        cfg.retention,
+        listener,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("herald stopped");
     Ok(())
 }
@@ -179,6 +202,102 @@ async fn rotate_keys(db: &DatabaseConfig) -> anyhow::Result<()> {
             "Now give every replica the new key as HERALD_ENCRYPTION_KEY and unset \
              HERALD_NEW_ENCRYPTION_KEY."
         ),
+    }
+    Ok(())
+}
+
+async fn prune(db: &DatabaseConfig, retention: Retention) -> anyhow::Result<()> {
+    let Some(cutoff) = crate::retention::cutoff(retention, chrono::Utc::now()) else {
+        println!("HERALD_RETENTION is off: nothing was deleted.");
+        return Ok(());
+    };
+    let store = open_store(db).await?;
+    let p = crate::retention::run_pass(
+        &store,
+        cutoff,
+        &crate::retention::PrunerSettings::default(),
+        &|_| {},
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .context("pruning stopped; what was deleted stays deleted, run it again to go on")?;
+    println!(
+        "Deleted {} alerts, {} deliveries and {} attempts finished before {} (HERALD_RETENTION={}).",
+        p.alerts,
+        p.deliveries,
+        p.attempts,
+        cutoff.format("%Y-%m-%dT%H:%M:%SZ"),
+        retention.spelled()
+    );
+    Ok(())
+}
+
+async fn backup(db: &DatabaseConfig, args: BackupArgs) -> anyhow::Result<()> {
+    if !db.url.starts_with("sqlite:") {
+        return Err(backup::BackupError::Postgres.into());
+    }
+    let Some(file) = keys::database_file(&db.url) else {
+        return Err(backup::BackupError::InMemory.into());
+    };
+    // Without this, connecting would create an empty database where the operator mistyped one.
+    anyhow::ensure!(
+        file.exists(),
+        "there is no database at {} (HERALD_DATABASE_URL)",
+        file.display()
+    );
+    backup::refuse_existing(&args.path)?;
+    let key_file = keys::key_file_beside(&file);
+    let from_env = db.encryption.key.is_some();
+    let copy_key_to = args
+        .with_key_file
+        .then(|| keys::key_file_beside(&args.path));
+    if let Some(to) = &copy_key_to {
+        anyhow::ensure!(
+            !from_env && key_file.exists(),
+            "--with-key-file: this database has no key file beside it ({}); its key is \
+             HERALD_ENCRYPTION_KEY, which you keep with the backup yourself",
+            key_file.display()
+        );
+        backup::refuse_existing(to)?;
+    }
+    // No migration: a backup taken before an upgrade must hold the schema as it was.
+    let store = Store::connect(&db.url, 1).await?;
+    let done = backup::write(&store, &args.path).await?;
+    println!(
+        "Wrote a consistent copy of {} to {} ({} bytes).",
+        file.display(),
+        done.path.display(),
+        done.bytes
+    );
+    let Some(key_id) = done.key_id.as_deref() else {
+        // Never started with keys: nothing in it is encrypted, so it needs none.
+        println!("No secret in it is encrypted yet: it opens without a key.");
+        if let Some(to) = &copy_key_to {
+            backup::copy_key_file(&key_file, to)?;
+            println!("Copied the key file to {}.", to.display());
+        }
+        return Ok(());
+    };
+    if let Some(to) = &copy_key_to {
+        backup::copy_key_file(&key_file, to)?;
+        println!(
+            "Copied the key file to {} (key id {key_id}): store it apart from the backup, \
+             or anyone with both reads the signing secrets.",
+            to.display()
+        );
+    } else if from_env {
+        println!(
+            "Its signing secrets and custom header values open only with the key in \
+             HERALD_ENCRYPTION_KEY (key id {key_id}); keep that key safe, apart from the backup."
+        );
+    } else {
+        println!(
+            "Its signing secrets and custom header values open only with the key file {} \
+             (key id {key_id}); back it up too, kept apart from the database copy. To restore, \
+             put it beside the copy as {}.",
+            key_file.display(),
+            keys::key_file_beside(&args.path).display()
+        );
     }
     Ok(())
 }

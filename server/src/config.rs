@@ -93,6 +93,83 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub dispatch: DispatchConfig,
+
+    #[command(flatten)]
+    pub retention: RetentionConfig,
+}
+
+/// How long finished deliveries and their alerts are kept (see `store::retention`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RetentionConfig {
+    /// How long finished deliveries, their attempts and their alerts are kept, e.g. `90d`, `12h`,
+    /// `30m`; `off` keeps everything. Unfinished deliveries are never deleted.
+    #[arg(long = "retention", env = "HERALD_RETENTION", default_value = "90d", value_parser = parse_retention)]
+    pub retention: Retention,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            retention: Retention::After(DEFAULT_RETENTION),
+        }
+    }
+}
+
+/// Ninety days: a quarter of history to look back on, without the tables growing for years.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+/// The parsed `HERALD_RETENTION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep everything.
+    Off,
+    /// Delete what finished longer ago than this.
+    After(Duration),
+}
+
+impl Retention {
+    /// The setting as an operator writes it, for messages: `off`, `90d`, `12h`, `30m`, `45s`.
+    pub fn spelled(&self) -> String {
+        match self {
+            Retention::Off => "off".into(),
+            Retention::After(d) => {
+                let s = d.as_secs();
+                if s % 86_400 == 0 {
+                    format!("{}d", s / 86_400)
+                } else if s % 3600 == 0 {
+                    format!("{}h", s / 3600)
+                } else if s % 60 == 0 {
+                    format!("{}m", s / 60)
+                } else {
+                    format!("{s}s")
+                }
+            }
+        }
+    }
+}
+
+const RETENTION_RULE: &str =
+    "HERALD_RETENTION must be `off` or a duration of at least 1m such as 90d, 12h or 30m";
+
+/// `off`, or a count of days (`d`) or of anything the delays take (`h`, `m`, `s`), at least a
+/// minute: a shorter one would delete deliveries before anyone could look at them.
+pub fn parse_retention(s: &str) -> Result<Retention, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(Retention::Off);
+    }
+    let parsed = match t.strip_suffix('d') {
+        Some(days) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => days
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(86_400))
+            .map(Duration::from_secs),
+        _ => parse_duration(t),
+    };
+    match parsed {
+        Some(d) if d >= Duration::from_secs(60) => Ok(Retention::After(d)),
+        _ => Err(format!("{RETENTION_RULE}; got {t:?}")),
+    }
 }
 
 /// How the dispatcher delivers.
@@ -206,4 +283,49 @@ fn parse_shutdown_grace(s: &str) -> Result<Duration, String> {
              not {s:?}"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_takes_days_hours_minutes_and_off() {
+        let day = 86_400;
+        assert_eq!(
+            parse_retention("90d"),
+            Ok(Retention::After(Duration::from_secs(90 * day)))
+        );
+        assert_eq!(
+            parse_retention("12h"),
+            Ok(Retention::After(Duration::from_secs(12 * 3600)))
+        );
+        assert_eq!(
+            parse_retention("30m"),
+            Ok(Retention::After(Duration::from_secs(1800)))
+        );
+        assert_eq!(parse_retention("off"), Ok(Retention::Off));
+        assert_eq!(parse_retention("OFF"), Ok(Retention::Off));
+        assert_eq!(parse_retention("7d").unwrap().spelled(), "7d");
+        assert_eq!(parse_retention("36h").unwrap().spelled(), "36h");
+    }
+
+    #[test]
+    fn bad_retention_names_the_variable_and_the_rule() {
+        for bad in [
+            "",
+            "d",
+            "90",
+            "90days",
+            "-1d",
+            "0d",
+            "30s",
+            "5ms",
+            "never",
+            "999999999999999999d",
+        ] {
+            let e = parse_retention(bad).unwrap_err();
+            assert!(e.starts_with(RETENTION_RULE), "{bad:?}: {e}");
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod egress;
 pub mod graphql;
 pub mod http;
 pub mod ingest;
+pub mod retention;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

@@ -162,19 +162,23 @@ async fn accept(
                 )
             }
         })?;
-    let mut accepted = app.ingest.accept(AlertSource::Rest, vec![incoming]).await.map_err(|e| {
-        if e.is_retryable() {
-            unavailable(e.to_string())
-        } else {
-            tracing::error!(error = %e, "alert not stored");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_SERVER_ERROR",
-                "internal error; the server log has the details",
-                None,
-            )
-        }
-    })?;
+    let mut accepted = app
+        .ingest
+        .accept(AlertSource::Rest, vec![incoming])
+        .await
+        .map_err(|e| {
+            if e.is_retryable() {
+                unavailable(e.to_string())
+            } else {
+                tracing::error!(error = %e, "alert not stored");
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_SERVER_ERROR",
+                    "internal error; the server log has the details",
+                    None,
+                )
+            }
+        })?;
     let a = accepted.remove(0);
     Ok((
         StatusCode::ACCEPTED,

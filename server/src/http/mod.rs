@@ -10,8 +10,6 @@ mod graphql;
 mod observe;
 mod playground;
 
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};

@@ -42,15 +42,27 @@ pub struct Unlocked {
     pub sealed_plain_values: u64,
 }
 
-/// The key file for a SQLite URL: `<database file>.key`, or `None` for an in-memory database.
-pub fn key_file_path(database_url: &str) -> Option<PathBuf> {
+/// The database file of a SQLite URL, or `None` for an in-memory database (or not SQLite).
+pub fn database_file(database_url: &str) -> Option<PathBuf> {
     let rest = database_url.strip_prefix("sqlite:")?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
         return None;
     }
-    Some(PathBuf::from(format!("{path}.key")))
+    Some(PathBuf::from(path))
+}
+
+/// The key file for a SQLite URL: `<database file>.key`, or `None` for an in-memory database.
+pub fn key_file_path(database_url: &str) -> Option<PathBuf> {
+    database_file(database_url).map(|p| key_file_beside(&p))
+}
+
+/// `<file>.key`: where Herald looks for the key of the database `file`.
+pub fn key_file_beside(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".key");
+    PathBuf::from(name)
 }
 
 /// The keys in a key file, first the one that seals. Blank lines and `#` comments are skipped.

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod backup;
 pub mod deliveries;
 pub mod destinations;
 pub mod entities;
@@ -13,6 +14,7 @@ pub mod keys;
 pub mod migrations;
 pub mod notify;
 pub mod rate_limit;
+pub mod retention;
 pub mod secrets;
 pub mod state;
 pub mod tokens;

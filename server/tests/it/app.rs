@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use herald_server::app;
-use herald_server::config::{DispatchConfig, EgressConfig, Networks};
+use herald_server::config::{DispatchConfig, EgressConfig, Networks, Retention, RetentionConfig};
 use herald_server::dispatch::retry::RetrySchedule;
 use herald_server::egress::parse_networks;
 use herald_server::store::Store;
@@ -86,9 +86,20 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app::serve(store.clone(), dispatch, listener, async {
-            let _ = stopped.await;
-        }));
+        // Retention off: the retention tests age rows and prune them themselves; a background pass
+        // must not race them.
+        let retention = RetentionConfig {
+            retention: Retention::Off,
+        };
+        tokio::spawn(app::serve(
+            store.clone(),
+            dispatch,
+            retention,
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let base = format!("http://{addr}");
         TestApp {
             addr,

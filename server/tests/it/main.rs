@@ -15,6 +15,7 @@ mod log_types;
 mod metrics;
 mod rate_limit;
 mod readyz;
+mod retention;
 mod schema;
 mod subscription;
 mod validation;

@@ -10,4 +10,5 @@ mod hostile;
 mod logs;
 mod process;
 mod replicas;
+mod retention;
 mod secrets;

@@ -9,6 +9,7 @@ mod m0003_log_types;
 mod m0004_attempt_requests;
 mod m0005_rate_limit;
 mod m0006_auto_disable;
+mod m0007_retention_index;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_attempt_requests::Migration),
             Box::new(m0005_rate_limit::Migration),
             Box::new(m0006_auto_disable::Migration),
+            Box::new(m0007_retention_index::Migration),
         ]
     }
 }
