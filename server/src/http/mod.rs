@@ -9,6 +9,7 @@ mod drain;
 mod graphql;
 mod observe;
 mod playground;
+pub mod web;
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,6 +40,7 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
+    let [csp, frames, sniff, referrer] = web::security_headers();
     Router::new()
         .route(
             "/graphql",
@@ -51,6 +53,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/alerts",
             post(alerts::receive).layer(alerts::body_limit()),
         )
+        .route("/", get(console))
+        .route("/assets/{*path}", get(web::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(observe::readyz))
         .route("/metrics", get(observe::metrics))
@@ -58,6 +62,10 @@ pub fn router(state: AppState) -> Router {
         // 413) leaves the keep-alive connection reusable.
         .layer(axum::middleware::from_fn(drain::drain_unread_body))
         .layer(TraceLayer::new_for_http())
+        .layer(csp)
+        .layer(frames)
+        .layer(sniff)
+        .layer(referrer)
         // Outermost: its time includes the draining above, and `Router::layer` runs it per route,
         // after matching, so it sees the route template.
         .layer(axum::middleware::from_fn_with_state(
@@ -65,6 +73,11 @@ pub fn router(state: AppState) -> Router {
             observe::count_requests,
         ))
         .with_state(state)
+}
+
+/// The operator console: one page; its script does the rest through `/graphql`.
+async fn console(headers: axum::http::HeaderMap) -> Response {
+    web::page("console/index.html", &headers)
 }
 
 /// Liveness: the process serves HTTP. The database is deliberately not asked: during an outage
