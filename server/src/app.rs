@@ -77,7 +77,14 @@ pub async fn serve(
     let pruner = crate::retention::spawn(
         store.clone(),
         retention.retention,
-        crate::retention::PrunerSettings::default(),
+        {
+            let defaults = crate::retention::PrunerSettings::default();
+            crate::retention::PrunerSettings {
+                every: retention.prune_interval,
+                first_pass_after: defaults.first_pass_after.min(retention.prune_interval),
+                ..defaults
+            }
+        },
         stop.clone(),
         {
             let metrics = metrics.clone();

@@ -105,12 +105,26 @@ pub struct RetentionConfig {
     /// `30m`; `off` keeps everything. Unfinished deliveries are never deleted.
     #[arg(long = "retention", env = "HERALD_RETENTION", default_value = "90d", value_parser = parse_retention)]
     pub retention: Retention,
+
+    /// How often a running server looks for history to prune (its first look comes after at most
+    /// 30 s). `herald prune` ignores it.
+    #[arg(long = "prune-interval", env = "HERALD_PRUNE_INTERVAL", default_value = "10m", value_parser = parse_prune_interval)]
+    pub prune_interval: Duration,
+}
+
+fn parse_prune_interval(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+        .filter(|d| *d >= Duration::from_secs(1))
+        .ok_or_else(|| {
+            format!("HERALD_PRUNE_INTERVAL (--prune-interval) must be a delay of at least 1s such as 30s, 10m or 1h, not {s:?}")
+        })
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
             retention: Retention::After(DEFAULT_RETENTION),
+            prune_interval: Duration::from_secs(600),
         }
     }
 }

@@ -90,6 +90,7 @@ impl TestApp {
         // must not race them.
         let retention = RetentionConfig {
             retention: Retention::Off,
+            ..RetentionConfig::default()
         };
         tokio::spawn(app::serve(
             store.clone(),

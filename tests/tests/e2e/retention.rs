@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 
 use crate::process::{HeraldProcess, herald, herald_with, tokens_in};
 
-herald_testkit::on_both_backends!(prune_deletes_old_finished_history_and_says_what_it_did);
+herald_testkit::on_both_backends!(
+    prune_deletes_old_finished_history_and_says_what_it_did,
+    the_running_server_prunes_by_itself_and_counts_it_in_metrics
+);
 
 /// SQL on the test's database, as an operator would run it (sqlite3 or psql).
 fn sql(database_url: &str, statement: &str) -> String {
@@ -166,6 +169,94 @@ async fn prune_steps(backend: Backend) {
         "{}",
         stdout_of(&again)
     );
+}
+
+/// `herald_pruned_total{kind="…"}` as the server reports it.
+async fn pruned_total(server: &HeraldProcess, kind: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", server.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("herald_pruned_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+        .trim()
+        .parse::<f64>()
+        .unwrap() as u64
+}
+
+async fn the_running_server_prunes_by_itself_and_counts_it_in_metrics(backend: Backend) {
+    tokio::time::timeout(Duration::from_secs(120), background_steps(backend))
+        .await
+        .expect("the test finished in time")
+}
+
+async fn background_steps(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database_url(backend, dir.path());
+    let server = HeraldProcess::start_with(
+        &db,
+        dir.path(),
+        &[("HERALD_RETENTION", "90d"), ("HERALD_PRUNE_INTERVAL", "1s")],
+    )
+    .await;
+    let client = admin(&server);
+    let receiver = Receiver::start().await;
+    client
+        .query(
+            "mutation($url: String!) { createDestination(input: {displayName: \"r\", url: $url}) { destination { id } } }",
+            json!({"url": receiver.url}),
+        )
+        .await
+        .data();
+    let mut alerts = Vec::new();
+    for _ in 0..3 {
+        alerts.push(send_alert(&client).await);
+    }
+    wait_all_finished(&db);
+    // Passes have run meanwhile and found nothing old enough.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(count(&db, "alerts"), 3);
+    assert_eq!(pruned_total(&server, "delivery").await, 0);
+
+    let old = hundred_days_ago(&db);
+    let (a, b) = (alerts[0].as_str().unwrap(), alerts[1].as_str().unwrap());
+    sql(
+        &db,
+        &format!("UPDATE alerts SET received_at = {old} WHERE id IN ('{a}', '{b}')"),
+    );
+    sql(
+        &db,
+        &format!("UPDATE deliveries SET updated_at = {old} WHERE alert_id IN ('{a}', '{b}')"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while count(&db, "alerts") > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the server's pruner did not delete the old history"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&db, "deliveries"), 1);
+    assert_eq!(count(&db, "delivery_attempts"), 1);
+    assert_eq!(pruned_total(&server, "alert").await, 2);
+    assert_eq!(pruned_total(&server, "delivery").await, 2);
+    assert_eq!(pruned_total(&server, "attempt").await, 2);
+    // The pass logs what it deleted once it has run out of old rows.
+    while !server
+        .stderr()
+        .contains("retention: deleted finished history")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no log line for the pass: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 const DESTINATIONS: &str = "{ destinations(first: 50) { nodes { id displayName signingSecret customHeaders { name value } } } }";
