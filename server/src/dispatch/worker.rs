@@ -172,6 +172,15 @@ impl Inner {
         true
     }
 
+    /// The attempt (or the ending without one) is over; its result goes to the recorder next.
+    fn finish(&self, id: &str) {
+        self.tracked
+            .lock()
+            .expect("tracked lock")
+            .sending
+            .remove(id);
+    }
+
     fn record(&self, outcome: Outcome, reply: Option<oneshot::Sender<Option<Delivery>>>) {
         let sender = self.recorder.lock().expect("recorder lock").clone();
         match sender {
@@ -472,12 +481,7 @@ async fn run_one(
     let Some(target) = target else {
         if inner.start(&id) {
             destination_gone(inner, &claimed.delivery).await;
-            inner
-                .tracked
-                .lock()
-                .expect("tracked lock")
-                .sending
-                .remove(&id);
+            inner.finish(&id);
         }
         return;
     };
@@ -492,12 +496,7 @@ async fn run_one(
         }
         attempt(inner, &claimed, &target).await
     };
-    inner
-        .tracked
-        .lock()
-        .expect("tracked lock")
-        .sending
-        .remove(&id);
+    inner.finish(&id);
     inner.record(outcome, None);
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use herald_testkit::{Backend, GraphqlClient, Receiver, Reply, fresh_database_url};
 use serde_json::{Value, json};
 
-use crate::process::{HeraldProcess, herald};
+use crate::process::{HeraldProcess, create_token};
 
 /// Fast retries and a short lease, so a dead worker's deliveries come back within seconds.
 const ENGINE_ENV: &[(&str, &str)] = &[
@@ -20,23 +20,7 @@ const ENGINE_ENV: &[(&str, &str)] = &[
 ];
 
 fn admin_token(db: &str, dir: &std::path::Path, name: &str) -> String {
-    let out = herald(
-        db,
-        dir,
-        &["token", "create", "--name", name, "--role", "admin"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
+    create_token(db, dir, name, "admin")
 }
 
 async fn create_destination(client: &GraphqlClient, url: &str) {

@@ -4,7 +4,6 @@
 //! to a new key while a server keeps delivering.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,34 +11,14 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use herald_testkit::{
-    Backend, GraphqlClient, PgCluster, Received, Receiver, Reply, fresh_database_url,
-    random_encryption_key, test_encryption_key,
+    Backend, GraphqlClient, Received, Receiver, Reply, fresh_database_url, random_encryption_key,
+    test_encryption_key,
 };
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::process::{HeraldProcess, herald, herald_with, tokens_in};
-
-/// Runs SQL on the test's database the way an operator would (sqlite3 or psql); rows one per
-/// line, columns separated by `|`.
-fn sql(database_url: &str, statement: &str) -> String {
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let out = Command::new("sqlite3")
-            .args(["-batch", "-cmd", ".timeout 10000", path, statement])
-            .output()
-            .expect("run sqlite3");
-        assert!(
-            out.status.success(),
-            "sqlite3: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    } else {
-        let database = database_url.rsplit('/').next().unwrap();
-        PgCluster::shared().psql(database, statement).unwrap()
-    }
-}
+use crate::process::{HeraldProcess, herald, herald_with, sql, tokens_in};
 
 /// Everything stored: on SQLite the bytes of the database file, its WAL and shared memory; on
 /// PostgreSQL every row of every table that could hold a secret, as text.

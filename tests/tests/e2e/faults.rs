@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use herald_testkit::{Backend, GraphqlClient, PgCluster, Receiver, Reply, fresh_database_url};
 use serde_json::json;
 
-use crate::process::{HeraldProcess, herald};
+use crate::process::{HeraldProcess, create_token};
 
 /// Fast retries and polls, so that the queue drains in seconds once a fault is over.
 fn engine_env(lease: &'static str) -> Vec<(&'static str, &'static str)> {
@@ -32,23 +32,7 @@ fn engine_env(lease: &'static str) -> Vec<(&'static str, &'static str)> {
 }
 
 fn admin_token(db: &str, dir: &std::path::Path) -> String {
-    let out = herald(
-        db,
-        dir,
-        &["token", "create", "--name", "faults", "--role", "admin"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
+    create_token(db, dir, "faults", "admin")
 }
 
 async fn create_destination(base_url: &str, token: &str, url: &str) {

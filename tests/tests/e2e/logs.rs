@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use herald_testkit::{Backend, GraphqlClient, Receiver, Reply, free_port, fresh_database_url};
 use serde_json::{Value, json};
 
-use crate::process::{HeraldProcess, herald, herald_with};
+use crate::process::{HeraldProcess, create_token, herald_with};
 
 const FAST_RETRIES: (&str, &str) = (
     "HERALD_RETRY_SCHEDULE",
@@ -16,23 +16,7 @@ const FAST_RETRIES: (&str, &str) = (
 );
 
 fn admin_token(db: &str, dir: &std::path::Path) -> String {
-    let out = herald(
-        db,
-        dir,
-        &["token", "create", "--name", "logs", "--role", "admin"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
+    create_token(db, dir, "logs", "admin")
 }
 
 async fn create_destination(client: &GraphqlClient, input: Value) -> String {

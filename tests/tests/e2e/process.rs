@@ -186,6 +186,49 @@ pub fn herald_with(database_url: &str, dir: &Path, env: &[(&str, &str)], args: &
 }
 
 /// Every `hrld_…` token in `text`.
+/// Runs SQL on the test's database the way an operator would (sqlite3 or psql); rows one per
+/// line, columns separated by `|`.
+pub fn sql(database_url: &str, statement: &str) -> String {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let out = Command::new("sqlite3")
+            .args(["-batch", "-cmd", ".timeout 10000", path, statement])
+            .output()
+            .expect("run sqlite3");
+        assert!(
+            out.status.success(),
+            "sqlite3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    } else {
+        let database = database_url.rsplit('/').next().unwrap();
+        herald_testkit::PgCluster::shared()
+            .psql(database, statement)
+            .unwrap()
+    }
+}
+
+/// `herald token create --name NAME --role ROLE` beside any running server; returns the token.
+pub fn create_token(database_url: &str, dir: &Path, name: &str, role: &str) -> String {
+    let out = herald(
+        database_url,
+        dir,
+        &["token", "create", "--name", name, "--role", role],
+    );
+    assert!(
+        out.status.success(),
+        "herald token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .expect("the token is on the last line")
+        .trim()
+        .to_owned()
+}
+
 pub fn tokens_in(text: &str) -> Vec<String> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         .filter(|w| w.starts_with("hrld_"))

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::process::{HeraldProcess, herald};
+use crate::process::{HeraldProcess, create_token};
 
 /// Longer than any of these tests: A's one attempt to it is still waiting when each test ends.
 const HOLD: Duration = Duration::from_secs(60);
@@ -23,23 +23,7 @@ const NO_POLL: &[(&str, &str)] = &[("HERALD_POLL_INTERVAL", "30s")];
 const PROMPT: Duration = Duration::from_secs(1);
 
 fn admin_token(db: &str, dir: &std::path::Path) -> String {
-    let out = herald(
-        db,
-        dir,
-        &["token", "create", "--name", "replicas", "--role", "admin"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
+    create_token(db, dir, "replicas", "admin")
 }
 
 async fn create_destination(client: &GraphqlClient, name: &str, url: &str) -> String {

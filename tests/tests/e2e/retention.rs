@@ -1,39 +1,19 @@
 //! `herald prune` and `herald backup` with the real binary, beside a running `herald serve`.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use herald_testkit::{Backend, GraphqlClient, PgCluster, Receiver, fresh_database_url};
+use herald_testkit::{Backend, GraphqlClient, Receiver, fresh_database_url};
 use serde_json::{Value, json};
 
-use crate::process::{HeraldProcess, herald, herald_with, tokens_in};
+use crate::process::{HeraldProcess, herald, herald_with, sql, tokens_in};
 
 herald_testkit::on_both_backends!(
     prune_deletes_old_finished_history_and_says_what_it_did,
     the_running_server_prunes_by_itself_and_counts_it_in_metrics
 );
-
-/// SQL on the test's database, as an operator would run it (sqlite3 or psql).
-fn sql(database_url: &str, statement: &str) -> String {
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let out = Command::new("sqlite3")
-            .args(["-batch", "-cmd", ".timeout 10000", path, statement])
-            .output()
-            .expect("run sqlite3");
-        assert!(
-            out.status.success(),
-            "sqlite3: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    } else {
-        let database = database_url.rsplit('/').next().unwrap();
-        PgCluster::shared().psql(database, statement).unwrap()
-    }
-}
 
 fn count(database_url: &str, table: &str) -> u64 {
     sql(database_url, &format!("SELECT COUNT(*) FROM {table}"))
@@ -74,6 +54,45 @@ async fn send_alert(client: &GraphqlClient) -> Value {
         .clone()
 }
 
+/// A destination for `receiver` and three alerts to it, delivered; returns the alert ids.
+async fn three_delivered_alerts(
+    client: &GraphqlClient,
+    receiver: &Receiver,
+    db: &str,
+) -> Vec<Value> {
+    client
+        .query(
+            "mutation($url: String!) { createDestination(input: {displayName: \"r\", url: $url}) { destination { id } } }",
+            json!({"url": receiver.url}),
+        )
+        .await
+        .data();
+    let mut alerts = Vec::new();
+    for _ in 0..3 {
+        alerts.push(send_alert(client).await);
+    }
+    wait_all_finished(db);
+    alerts
+}
+
+/// Moves these alerts and their deliveries 100 days into the past, past the default retention.
+fn age_by_hundred_days(db: &str, alerts: &[Value]) {
+    let old = hundred_days_ago(db);
+    let ids: Vec<String> = alerts
+        .iter()
+        .map(|a| format!("'{}'", a.as_str().unwrap()))
+        .collect();
+    let ids = ids.join(", ");
+    sql(
+        db,
+        &format!("UPDATE alerts SET received_at = {old} WHERE id IN ({ids})"),
+    );
+    sql(
+        db,
+        &format!("UPDATE deliveries SET updated_at = {old} WHERE alert_id IN ({ids})"),
+    );
+}
+
 /// Waits (bounded) until no delivery is open.
 fn wait_all_finished(database_url: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -100,28 +119,8 @@ async fn prune_steps(backend: Backend) {
     let server = HeraldProcess::start_with(&db, dir.path(), &[("HERALD_RETENTION", "off")]).await;
     let client = admin(&server);
     let receiver = Receiver::start().await;
-    client
-        .query(
-            "mutation($url: String!) { createDestination(input: {displayName: \"r\", url: $url}) { destination { id } } }",
-            json!({"url": receiver.url}),
-        )
-        .await
-        .data();
-    let mut alerts = Vec::new();
-    for _ in 0..3 {
-        alerts.push(send_alert(&client).await);
-    }
-    wait_all_finished(&db);
-    let old = hundred_days_ago(&db);
-    let (a, b) = (alerts[0].as_str().unwrap(), alerts[1].as_str().unwrap());
-    sql(
-        &db,
-        &format!("UPDATE alerts SET received_at = {old} WHERE id IN ('{a}', '{b}')"),
-    );
-    sql(
-        &db,
-        &format!("UPDATE deliveries SET updated_at = {old} WHERE alert_id IN ('{a}', '{b}')"),
-    );
+    let alerts = three_delivered_alerts(&client, &receiver, &db).await;
+    age_by_hundred_days(&db, &alerts[..2]);
     let attempts = count(&db, "delivery_attempts");
     assert_eq!(attempts, 3);
 
@@ -205,33 +204,13 @@ async fn background_steps(backend: Backend) {
     .await;
     let client = admin(&server);
     let receiver = Receiver::start().await;
-    client
-        .query(
-            "mutation($url: String!) { createDestination(input: {displayName: \"r\", url: $url}) { destination { id } } }",
-            json!({"url": receiver.url}),
-        )
-        .await
-        .data();
-    let mut alerts = Vec::new();
-    for _ in 0..3 {
-        alerts.push(send_alert(&client).await);
-    }
-    wait_all_finished(&db);
+    let alerts = three_delivered_alerts(&client, &receiver, &db).await;
     // Passes have run meanwhile and found nothing old enough.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(count(&db, "alerts"), 3);
     assert_eq!(pruned_total(&server, "delivery").await, 0);
 
-    let old = hundred_days_ago(&db);
-    let (a, b) = (alerts[0].as_str().unwrap(), alerts[1].as_str().unwrap());
-    sql(
-        &db,
-        &format!("UPDATE alerts SET received_at = {old} WHERE id IN ('{a}', '{b}')"),
-    );
-    sql(
-        &db,
-        &format!("UPDATE deliveries SET updated_at = {old} WHERE alert_id IN ('{a}', '{b}')"),
-    );
+    age_by_hundred_days(&db, &alerts[..2]);
     let deadline = Instant::now() + Duration::from_secs(15);
     while count(&db, "alerts") > 1 {
         assert!(
