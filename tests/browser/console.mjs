@@ -285,6 +285,9 @@ try {
     expect((await page.locator('.secret-value').count()) === 0, `no secret on ${where}`);
     expect(!(await page.content()).includes('whsec_'), `no whsec_ in ${where}`);
   };
+  // Signing in returns to the page that was open (Pager duty's); the list is one link away.
+  await page.getByRole('heading', { name: 'Pager duty', level: 1 }).waitFor();
+  await page.getByRole('navigation').getByRole('link', { name: 'Destinations' }).click();
   await page.getByRole('row', { name: /Pager duty/ }).waitFor();
   await noMutatingButtons('the destinations list');
   await shot(page, '12-viewer-destinations');

@@ -644,14 +644,8 @@ function signingSecretSection(d) {
   const shown = h('div', { class: 'secret', 'aria-live': 'polite' });
   const view = h('button', { type: 'button' }, 'View Signing Secret');
   let visible = false;
-  view.addEventListener('click', async () => {
-    if (visible) {
-      replace(shown);
-      view.textContent = 'View Signing Secret';
-      visible = false;
-      return;
-    }
-    // Read only when asked, so the secret is in the page only while it is shown.
+  // Read only when asked, so the secret is in the page only while it is shown.
+  const reveal = async () => {
     try {
       const data = await gql(`query S($id: ID!) { destination(id: $id) { signingSecret } }`, { id: d.id });
       replace(shown, h('code', { class: 'secret-value' }, data.destination?.signingSecret ?? ''));
@@ -660,6 +654,15 @@ function signingSecretSection(d) {
     } catch (err) {
       replace(shown, h('span', { class: 'error' }, describe(err)));
     }
+  };
+  view.addEventListener('click', async () => {
+    if (visible) {
+      replace(shown);
+      view.textContent = 'View Signing Secret';
+      visible = false;
+      return;
+    }
+    await reveal();
   });
   const grace = h('input', { id: 'grace', type: 'number', min: '0', value: '0', 'aria-describedby': 'grace-help' });
   const rotateOut = h('p', { role: 'status' });
@@ -672,8 +675,8 @@ function signingSecretSection(d) {
         { input: { id: d.id, gracePeriodSeconds: Number(grace.value || 0) } },
       );
       const until = data.rotateSigningSecret.destination.previousSigningSecretExpiresAt;
+      if (visible) await reveal();
       replace(rotateOut, 'Rotated. ', until ? ['The previous secret keeps signing until ', time(until), '.'] : 'The previous secret no longer signs.');
-      if (visible) { visible = false; view.click(); }
     } catch (err) {
       replace(rotateOut, h('span', { class: 'error' }, describe(err)));
     } finally {
