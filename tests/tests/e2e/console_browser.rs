@@ -24,7 +24,11 @@ const LIMIT: Duration = Duration::from_secs(120);
 const FAILING_BODY: &str = "receiver down: database locked";
 
 fn token(db: &str, dir: &std::path::Path, name: &str, role: &str) -> String {
-    let out = herald(db, dir, &["token", "create", "--name", name, "--role", role]);
+    let out = herald(
+        db,
+        dir,
+        &["token", "create", "--name", name, "--role", role],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -124,7 +128,10 @@ async fn console_in_a_real_browser() {
     let stderr = errors.await.unwrap_or_default();
     println!("screenshots: {}", shots.display());
     let status = status.unwrap_or_else(|_| {
-        panic!("the browser test ran over {LIMIT:?}\n{output}\n{stderr}\nherald: {}", server.stderr())
+        panic!(
+            "the browser test ran over {LIMIT:?}\n{output}\n{stderr}\nherald: {}",
+            server.stderr()
+        )
     });
     assert!(
         status.success(),
