@@ -39,7 +39,17 @@ const routes = [
   [/^#\/alerts\/([^/]+)$/, (id) => alertPage(id)],
 ];
 
+// Bumped on every render: a page whose data arrives after the reader moved on draws nothing.
+let generation = 0;
+const thisRender = () => {
+  const g = generation;
+  return () => g === generation;
+};
+
+// Renders the page for location.hash, stopping what the previous page started. Refresh and
+// "Try again" come here too, so a page never runs two subscriptions.
 async function route() {
+  generation += 1;
   for (const stop of cleanups) stop();
   cleanups = [];
   if (!token.get()) {
@@ -140,6 +150,7 @@ function signOut(message) {
 }
 
 function signInPage(error = null, notice = null) {
+  generation += 1;
   nav.hidden = true;
   who.hidden = true;
   const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, 'aria-describedby': 'token-help' + (error ? ' token-error' : ''), 'aria-invalid': error ? 'true' : null });
@@ -185,6 +196,7 @@ const DESTINATION_ROW = `id displayName url severities alertTypes enabled disabl
   deliveryCounts { pending retrying succeeded failed }`;
 
 async function destinationsPage(after = null, shown = []) {
+  const still = thisRender();
   loading('Destinations');
   let conn;
   try {
@@ -195,9 +207,10 @@ async function destinationsPage(after = null, shown = []) {
     );
     conn = data.destinations;
   } catch (err) {
-    failed('Destinations', err, () => destinationsPage());
+    if (still()) failed('Destinations', err, route);
     return;
   }
+  if (!still()) return;
   const rows = shown.concat(conn.nodes);
   const add = isAdmin() ? h('button', { type: 'button', class: 'primary', onclick: () => (location.hash = '#/destinations/new') }, 'Add Destination') : null;
   if (rows.length === 0) {
@@ -299,13 +312,15 @@ async function destinationForm(id) {
   }
   let current = null;
   if (id) {
+    const still = thisRender();
     loading('Destination');
     try {
       current = (await gql(`query D($id: ID!) { destination(id: $id) { ${DESTINATION_FULL} } }`, { id })).destination;
     } catch (err) {
-      failed(title, err, () => destinationForm(id));
+      if (still()) failed(title, err, route);
       return;
     }
+    if (!still()) return;
     if (!current) {
       page(title, h('p', {}, 'This destination does not exist (it may have been deleted). ', h('a', { href: '#/destinations' }, 'Back to the destinations.')));
       return;
@@ -535,14 +550,16 @@ const DELIVERY_ROW = `id alertId label state statusCode message attemptCount cre
   alert { title severity }`;
 
 async function destinationPage(id) {
+  const still = thisRender();
   loading('Destination');
   let d;
   try {
     d = (await gql(`query D($id: ID!) { destination(id: $id) { ${DESTINATION_FULL} } }`, { id })).destination;
   } catch (err) {
-    failed('Destination', err, () => destinationPage(id));
+    if (still()) failed('Destination', err, route);
     return;
   }
+  if (!still()) return;
   if (!d) {
     page('Destination not found', h('p', {}, 'There is no destination with this id (it may have been deleted). ', h('a', { href: '#/destinations' }, 'Back to the destinations.')));
     return;
@@ -561,7 +578,7 @@ async function destinationPage(id) {
       try {
         await gql(`mutation T($input: UpdateDestinationInput!) { updateDestination(input: $input) { destination { id enabled } } }`, { input: { id, enabled: !d.enabled } });
         flash = d.enabled ? 'Disabled: new alerts are not routed here; its queued deliveries are held.' : 'Enabled: held deliveries go out now.';
-        destinationPage(id);
+        route();
       } catch (err) {
         replace(actionOut, describe(err));
         toggle.disabled = false;
@@ -825,14 +842,16 @@ const DELIVERY_FULL = `id alertId destinationId label state success statusCode r
     error url requestHeaders }`;
 
 async function deliveryPage(id) {
+  const still = thisRender();
   loading('Delivery');
   let d;
   try {
     d = (await gql(`query D($id: ID!) { delivery(id: $id) { ${DELIVERY_FULL} } }`, { id })).delivery;
   } catch (err) {
-    failed('Delivery', err, () => deliveryPage(id));
+    if (still()) failed('Delivery', err, route);
     return;
   }
+  if (!still()) return;
   if (!d) {
     page('Delivery not found', h('p', {}, 'There is no delivery with this id. ', h('a', { href: '#/destinations' }, 'Back to the destinations.')));
     return;
@@ -935,7 +954,7 @@ async function deliveryPage(id) {
   page(
     `Delivery to ${d.label}`,
     h('p', { class: 'crumbs' }, h('a', { href: '#/destinations' }, 'Destinations'), ' / ', d.destination ? h('a', { href: `#/destinations/${encodeURIComponent(d.destinationId)}` }, d.label) : d.label, ' / delivery ', h('code', {}, d.id)),
-    h('div', { class: 'toolbar' }, resendButtonEl, h('button', { type: 'button', onclick: () => deliveryPage(id) }, 'Refresh'), liveStatus),
+    h('div', { class: 'toolbar' }, resendButtonEl, h('button', { type: 'button', onclick: route }, 'Refresh'), liveStatus),
     resends,
     h('section', { 'aria-labelledby': 'status-h' }, h('h2', { id: 'status-h' }, 'Status'), summary),
     h('section', { 'aria-labelledby': 'attempts-h' }, h('h2', { id: 'attempts-h' }, 'Attempts'), attempts),
@@ -980,6 +999,7 @@ const ALERT_DELIVERY = `id alertId destinationId label state statusCode message 
   destination { id }`;
 
 async function alertPage(id) {
+  const still = thisRender();
   loading('Alert');
   let a;
   try {
@@ -989,9 +1009,10 @@ async function alertPage(id) {
       { id },
     )).alert;
   } catch (err) {
-    failed('Alert', err, () => alertPage(id));
+    if (still()) failed('Alert', err, route);
     return;
   }
+  if (!still()) return;
   if (!a) {
     page('Alert not found', h('p', {}, 'There is no alert with this id. ', h('a', { href: '#/destinations' }, 'Back to the destinations.')));
     return;
@@ -1026,7 +1047,7 @@ async function alertPage(id) {
       h('dt', {}, 'Created'), h('dd', {}, time(a.createdAt)),
       h('dt', {}, 'Received'), h('dd', {}, time(a.receivedAt)),
     ),
-    h('section', { 'aria-labelledby': 'ad-h' }, h('h2', { id: 'ad-h' }, 'Deliveries'), h('div', { class: 'toolbar' }, h('button', { type: 'button', onclick: () => alertPage(id) }, 'Refresh'), liveStatus), table),
+    h('section', { 'aria-labelledby': 'ad-h' }, h('h2', { id: 'ad-h' }, 'Deliveries'), h('div', { class: 'toolbar' }, h('button', { type: 'button', onclick: route }, 'Refresh'), liveStatus), table),
     h('section', { 'aria-labelledby': 'payload-h' }, h('h2', { id: 'payload-h' }, 'Payload'), h('pre', { class: 'body', tabindex: '0' }, pretty(a.payload))),
   );
 }
