@@ -245,12 +245,17 @@ try {
   await text('Disabled', { exact: true }).first().waitFor();
   await page.getByRole('button', { name: 'Enable' }).click();
   await page.getByRole('button', { name: 'Disable' }).waitFor();
-  await page.getByRole('button', { name: 'Delete', exact: true }).click();
+  // By keyboard: Enter opens the dialog with focus on Cancel, Escape closes it, focus returns.
+  const del = page.getByRole('button', { name: 'Delete', exact: true });
+  await del.focus();
+  await page.keyboard.press('Enter');
   const dialog = page.getByRole('dialog', { name: 'Delete Pager duty?' });
   await dialog.waitFor();
+  expect(await dialog.getByRole('button', { name: 'Cancel' }).evaluate((b) => b === document.activeElement), 'Cancel has the focus');
   await shot(page, '10-delete-dialog', { full: false });
-  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
+  expect(await del.evaluate((b) => b === document.activeElement), 'focus back on Delete');
   await page.getByRole('heading', { name: 'Pager duty', level: 1 }).waitFor();
 
   log('a narrow window: the list reflows');
