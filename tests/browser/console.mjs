@@ -267,6 +267,11 @@ try {
   const width = await narrow.evaluate(() => document.documentElement.scrollWidth);
   expect(width <= 400, `no sideways scrolling at 400 px (page is ${width} px wide)`);
   await shot(narrow, '11-destinations-narrow');
+  await narrow.goto(`${HERALD}/#/deliveries/${encodeURIComponent(failedDelivery)}`);
+  await narrow.locator('article.attempt').first().waitFor();
+  const deliveryWidth = await narrow.evaluate(() => document.documentElement.scrollWidth);
+  expect(deliveryWidth <= 400, `a delivery fits 400 px (page is ${deliveryWidth} px wide)`);
+  await shot(narrow, '11-delivery-narrow', { full: false });
   await narrow.context().close();
 
   // --- Sign out, then a viewer
