@@ -1,6 +1,7 @@
 //! End-to-end tests that drive the built `herald` binary as a user would.
 
 mod cli;
+mod console_browser;
 mod durability;
 mod encryption;
 mod examples;
