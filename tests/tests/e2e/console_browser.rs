@@ -15,33 +15,13 @@ use herald_testkit::{Receiver, Reply, target_profile_dir};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use crate::process::{HeraldProcess, herald};
+use crate::process::{HeraldProcess, create_token};
 
 /// The whole browser run, start to end; the script bounds itself a little sooner.
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// What the failing receiver answers: the console must show it for every attempt.
 const FAILING_BODY: &str = "receiver down: database locked";
-
-fn token(db: &str, dir: &std::path::Path, name: &str, role: &str) -> String {
-    let out = herald(
-        db,
-        dir,
-        &["token", "create", "--name", name, "--role", role],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
-}
 
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -69,8 +49,8 @@ async fn console_in_a_real_browser() {
         )],
     )
     .await;
-    let admin = token(&db, dir.path(), "console-admin", "admin");
-    let viewer = token(&db, dir.path(), "console-viewer", "viewer");
+    let admin = create_token(&db, dir.path(), "console-admin", "admin");
+    let viewer = create_token(&db, dir.path(), "console-viewer", "viewer");
     let receiver = Receiver::start().await;
     receiver.always(Reply::status(200, "success"));
 
