@@ -710,6 +710,18 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
         let outcomes: Vec<Outcome> = batch.iter().map(|(o, _)| o.clone()).collect();
         let written = write_until_done(&inner, &outcomes).await;
         inner.unwritten.fetch_sub(batch.len(), Ordering::Relaxed);
+        // An idle claim loop last looked while these deliveries were leased (due at the lease's
+        // end) and sleeps up to a poll interval; a retry due sooner than that wakes it, so short
+        // retry delays are kept rather than rounded up to the poll.
+        let soon = now()
+            + chrono::Duration::from_std(inner.config.poll_interval)
+                .unwrap_or(chrono::Duration::seconds(1));
+        if outcomes
+            .iter()
+            .any(|o| o.next_attempt_at.is_some_and(|t| t < soon))
+        {
+            inner.wake.notify_one();
+        }
         if !written.disabled.is_empty() {
             tracing::warn!(destinations = ?written.disabled, "destinations auto-disabled after consecutive failed deliveries");
             match destinations::get_many(inner.store.db(), inner.store.secrets(), &written.disabled)

@@ -19,6 +19,7 @@ herald_testkit::on_both_backends!(
     defaults_fill_the_payload,
     retries_until_a_2xx,
     gives_up_after_eleven_attempts,
+    short_retry_delays_are_kept_with_a_long_poll,
     redirects_timeouts_and_network_errors_are_failures,
     resend_after_the_receiver_is_fixed_keeps_the_webhook_id,
     test_alert_is_sent_once_and_synchronously,
@@ -369,6 +370,29 @@ async fn gives_up_after_eleven_attempts(backend: Backend) {
     assert_eq!(d["nextAttemptAt"], Value::Null);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(r.count(), 11, "no attempt after the eleventh");
+}
+
+/// A retry due sooner than the poll interval is sent when due, not at the next poll: the ten 50 ms
+/// retries take well under a second of waiting, where a 5 s poll would make them take 50 s.
+async fn short_retry_delays_are_kept_with_a_long_poll(backend: Backend) {
+    let mut dispatch = test_dispatch();
+    dispatch.poll_interval = Duration::from_secs(5);
+    let app = TestApp::spawn_with(backend, dispatch).await;
+    let r = Receiver::start().await;
+    r.always(Reply::status(500, "no"));
+    destination_for(&app, "Flaky", &r, json!({})).await;
+    let started = std::time::Instant::now();
+    let sent = app
+        .send_alert(json!({"detectionId": "d", "title": "t", "severity": "HIGH"}))
+        .await;
+    let d = app.wait_final(&sent["deliveries"][0]["id"]).await;
+    let took = started.elapsed();
+    assert_eq!(d["attemptCount"], 11);
+    // Generous for a busy machine, and still far below the 50 s the poll would take.
+    assert!(
+        took < Duration::from_secs(8),
+        "eleven attempts took {took:?}"
+    );
 }
 
 async fn redirects_timeouts_and_network_errors_are_failures(backend: Backend) {
