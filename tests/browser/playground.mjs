@@ -126,6 +126,9 @@ try {
     await page.keyboard.press('Delete');
     // Inserted as one input, so the editor's bracket auto-closing does not double the braces.
     await page.keyboard.insertText(text);
+    // GraphiQL parses the document a moment after an edit and, until then, judges whether the
+    // operation is a subscription (sent over the WebSocket) by the previous text: pause as a
+    // person would before running it.
     await new Promise((r) => setTimeout(r, 1000));
   }
 
@@ -144,7 +147,9 @@ try {
   await waitForText(docs, /signingSecret/, "Destination's fields");
 
   step('a subscription from the page streams a test alert\'s delivery');
-  await setQuery(`subscription { deliveryUpdated(destinationId: "${destinationId}") { id state } }`);
+  await setQuery(
+    `subscription {\n  deliveryUpdated(destinationId: "${destinationId}") {\n    id\n    state\n  }\n}\n`,
+  );
   await runButton.click();
   // The button turns into "Stop" once the subscription is open; give the socket a moment to
   // subscribe before the alert is sent.

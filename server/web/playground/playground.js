@@ -17,7 +17,9 @@
   const who = document.getElementById('who');
   const signOut = document.getElementById('sign-out');
 
-  const storedToken = () => sessionStorage.getItem(TOKEN_KEY);
+  // The bare token; a `Bearer ` prefix pasted along with it is dropped.
+  const bare = (token) => (token || '').trim().replace(/^Bearer\s+/i, '');
+  const storedToken = () => bare(sessionStorage.getItem(TOKEN_KEY));
 
   // Who a token belongs to, or why it was refused: the same query a person would run first.
   async function viewer(token) {
@@ -56,7 +58,7 @@
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const token = input.value.trim();
+    const token = bare(input.value);
     if (!token) {
       error.textContent = 'Paste an API token first.';
       return;
