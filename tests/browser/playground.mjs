@@ -102,6 +102,7 @@ try {
   await page.goto(new URL('/graphql', herald).href);
   const tokenField = page.getByLabel('API token');
   await tokenField.waitFor();
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '-sign-in.png') });
   const signIn = page.getByRole('button', { name: 'Sign in' });
 
   step('a wrong token is refused with a message');
@@ -165,6 +166,16 @@ try {
     new RegExp(`"id": "${deliveryId}"[\\s\\S]*"state": "SUCCEEDED"`),
     'the SUCCEEDED update',
   );
+
+  step("GraphiQL's fonts (inline in its stylesheet) loaded");
+  const fonts = await page.evaluate(() =>
+    [...document.fonts].filter((f) => f.status === 'loaded').map((f) => f.family),
+  );
+  for (const family of ['Roboto', 'Fira Code']) {
+    if (!fonts.some((f) => f.includes(family))) {
+      throw new Error(`${family} did not load; loaded: ${fonts.join(', ')}`);
+    }
+  }
 
   step('the token is in sessionStorage only');
   const storage = await page.evaluate(() => ({
