@@ -178,8 +178,5 @@ async fn the_playground_works_in_a_browser() {
         "the browser test failed:\n{output}\nserver log:\n{}",
         server.stderr()
     );
-    assert!(
-        output.contains("requests to other hosts: 0"),
-        "{output}"
-    );
+    assert!(output.contains("requests to other hosts: 0"), "{output}");
 }
