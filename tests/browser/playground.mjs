@@ -151,11 +151,23 @@ try {
   await setQuery(
     `subscription {\n  deliveryUpdated(destinationId: "${destinationId}") {\n    id\n    state\n  }\n}\n`,
   );
+  // The alert goes out once the page's socket has sent its `subscribe` (after connection_init
+  // was acknowledged), plus a moment for the server to start the stream.
+  const subscribed = new Promise((resolve) => {
+    page.on('websocket', (ws) => {
+      if (!ws.url().endsWith('/graphql/ws')) return;
+      ws.on('framesent', (frame) => {
+        if (String(frame.payload).includes('"subscribe"')) resolve();
+      });
+    });
+  });
   await runButton.click();
-  // The button turns into "Stop" once the subscription is open; give the socket a moment to
-  // subscribe before the alert is sent.
   await page.getByRole('button', { name: /stop query/i }).waitFor();
-  await new Promise((r) => setTimeout(r, 1000));
+  await Promise.race([
+    subscribed,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('no subscribe frame sent')), 20000)),
+  ]);
+  await new Promise((r) => setTimeout(r, 500));
   const sent = await api(
     `mutation($id: ID!) { sendTestAlert(input: {destinationId: $id}) { delivery { id state } } }`,
     { id: destinationId },
