@@ -12,6 +12,8 @@ use super::web;
 /// Code) inline as `data:` URLs, which `font-src 'self'` refuses. A `data:` font comes from the
 /// stylesheet Herald served and can reach no other host, so allowing it loads nothing from
 /// elsewhere; scripts, styles and connections stay `'self'` only. Only this page gets it.
+/// Styles get no allowance: the one inline `<style>` GraphiQL adds (the scroll lock of its
+/// dialogs) is refused, harmlessly, since this page's body never scrolls.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
     worker-src 'self' blob:; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
