@@ -138,6 +138,12 @@ try {
   await runButton.click();
   await waitForText(result, /"tokenName": "playground-admin"[\s\S]*"role": "ADMIN"/, 'the query result');
 
+  step('completion offers the schema\'s fields');
+  await setQuery('{ vie');
+  await page.keyboard.press('Control+Space');
+  await waitForText(page.locator('.CodeMirror-hints'), /viewer/, 'the completion list');
+  await page.keyboard.press('Escape');
+
   step('the Docs pane shows the schema');
   await page.getByRole('button', { name: /show documentation explorer/i }).click();
   const docs = page.locator('.graphiql-doc-explorer');
