@@ -170,8 +170,8 @@ async fn serve(db: &DatabaseConfig, cfg: ServeConfig) -> anyhow::Result<()> {
         // Printed, not logged: this is the one time the token exists outside its holder's hands.
         println!(
             "First start: created the API token \"admin\" (role ADMIN). It is shown only this once:\n\n    {token}\n\n\
-             Open the playground at {playground} and paste into its Headers pane:\n\n    \
-             {{\"Authorization\": \"Bearer {token}\"}}\n\n\
+             Open the playground at {playground} and sign in with it (API clients send \
+             `Authorization: Bearer <token>`).\n\n\
              Make more tokens with `herald token create --name NAME --role admin|viewer`."
         );
     }

@@ -1,63 +1,44 @@
-//! The GraphiQL playground. Written here rather than taken from async-graphql's template so that
-//! subscriptions authenticate: the WebSocket client is given the Headers pane's token, which the
-//! stock page cannot do. The page loads GraphiQL from unpkg.com in the browser.
+//! `GET /graphql`: the GraphiQL playground, `server/web/playground/` with GraphiQL, React and
+//! graphql-ws vendored under `server/web/vendor/`, so it works without internet. The page is
+//! Herald's own rather than async-graphql's template so that subscriptions authenticate (the
+//! WebSocket's `connection_init` carries the token) and the token comes from the browser session.
 
-use axum::response::Html;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 
-const PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Herald · GraphQL playground</title>
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
-</head>
-<body>
-  <div id="graphiql">Loading the playground… (it needs unpkg.com; the API itself is at POST /graphql)</div>
-  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphql-ws@5/umd/graphql-ws.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
-  <script>
-    const http = new URL('/graphql', location.href).toString();
-    const ws = http.replace(/^http/, 'ws') + '/ws';
-    // Subscriptions authenticate with the Headers pane too: GraphiQL hands each operation the
-    // pane's headers, and they go into the WebSocket's connection_init payload. A new token in
-    // the pane opens a new socket.
-    let socket = null, socketHeaders = null;
-    const wsClientFor = (headers) => {
-      const key = JSON.stringify(headers || {});
-      if (!socket || key !== socketHeaders) {
-        if (socket) socket.dispose();
-        socketHeaders = key;
-        socket = graphqlWs.createClient({ url: ws, lazy: true, connectionParams: headers || {} });
-      }
-      return socket;
-    };
-    const fetcher = (params, opts) =>
-      GraphiQL.createFetcher({ url: http, wsClient: wsClientFor(opts && opts.headers) })(params, opts);
-    const defaultQuery = `# Put your API token in the Headers pane below:
-#   {"Authorization": "Bearer hrld_..."}
-{
-  viewer { tokenName role }
-  destinations(first: 10) { totalCount edges { node { id displayName url enabled } } }
-}
-`;
-    ReactDOM.createRoot(document.getElementById('graphiql')).render(
-      React.createElement(GraphiQL, {
-        fetcher,
-        defaultQuery,
-        defaultHeaders: '{"Authorization": "Bearer "}',
-        isHeadersEditorEnabled: true,
-        shouldPersistHeaders: true,
-      }),
+use super::web;
+
+/// The site-wide policy with one addition: GraphiQL's stylesheet carries its fonts (Roboto, Fira
+/// Code) inline as `data:` URLs, which `font-src 'self'` refuses. A `data:` font comes from the
+/// stylesheet Herald served and can reach no other host, so allowing it loads nothing from
+/// elsewhere; scripts, styles and connections stay `'self'` only. Only this page gets it.
+/// Styles get no allowance: the one inline `<style>` GraphiQL adds (the scroll lock of its
+/// dialogs) is refused, harmlessly, since this page's body never scrolls.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+    worker-src 'self' blob:; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'self'";
+
+pub async fn page(headers: HeaderMap) -> Response {
+    let mut response = web::page("playground/index.html", &headers);
+    // The site-wide layer sets its policy only where none is present, so this one stays.
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-  </script>
-</body>
-</html>
-"#;
+    response
+}
 
-pub async fn page() -> Html<&'static str> {
-    Html(PAGE)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The playground's policy is the site's with `data:` fonts and nothing else.
+    #[test]
+    fn policy_differs_from_the_sites_only_in_data_fonts() {
+        assert_eq!(
+            CONTENT_SECURITY_POLICY.replace("font-src 'self' data:", "font-src 'self'"),
+            web::CONTENT_SECURITY_POLICY
+        );
+    }
 }

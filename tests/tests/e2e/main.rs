@@ -9,6 +9,7 @@ mod faults;
 mod fuzz;
 mod hostile;
 mod logs;
+mod playground_browser;
 mod process;
 mod replicas;
 mod retention;
