@@ -8,18 +8,13 @@
 import { createInterface } from 'node:readline';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { graphql, isolate, launch, required } from './harness.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
-const HERALD = env('HERALD_URL');
-const ADMIN = env('ADMIN_TOKEN');
-const VIEWER = env('VIEWER_TOKEN');
-const RECEIVER = env('RECEIVER_URL');
-const SHOTS = env('SCREENSHOT_DIR');
+const HERALD = required('HERALD_URL');
+const ADMIN = required('ADMIN_TOKEN');
+const VIEWER = required('VIEWER_TOKEN');
+const RECEIVER = required('RECEIVER_URL');
+const SHOTS = required('SCREENSHOT_DIR');
 const DOCS = process.env.DOCS_IMAGE_DIR;
 const heraldHost = new URL(HERALD).host;
 const STEP_TIMEOUT = 15_000;
@@ -41,16 +36,7 @@ async function receiver(state) {
 }
 
 // GraphQL straight to Herald, for what an automation would do beside the operator (send alerts).
-async function api(query, variables = {}) {
-  const resp = await fetch(`${HERALD}/graphql`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${ADMIN}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await resp.json();
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data;
-}
+const api = (query, variables) => graphql(HERALD, ADMIN, query, variables);
 
 const expect = (cond, what) => {
   if (!cond) throw new Error(`expected: ${what}`);
@@ -61,29 +47,16 @@ const log = (what) => console.log(`step ${++step}: ${what}`);
 mkdirSync(SHOTS, { recursive: true });
 if (DOCS) mkdirSync(DOCS, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let external = [];
 const problems = [];
 let exitCode = 0;
 
 async function newPage(viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport });
-  await context.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    if (url.host !== heraldHost) {
-      external.push(url.href);
-      return route.abort();
-    }
-    return route.continue();
-  });
+  await isolate(context, heraldHost, external);
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT);
-  page.on('websocket', (ws) => {
-    if (new URL(ws.url()).host !== heraldHost) external.push(ws.url());
-  });
   // A CSP violation or a script error is a bug even when the page looks right. (The 401 of the
   // bad sign-in is the browser logging an expected answer.)
   page.on('console', (m) => {

@@ -8,7 +8,7 @@
 //   RECEIVER_URL    a receiver that answers 200
 //   SCREENSHOT      where to save the full screenshot (target/browser-screenshots/playground.png)
 //   DOCS_IMAGE      optional: where to save the README's copy (docs/images/playground.png)
-import { chromium } from 'playwright-core';
+import { graphql, isolate, launch, required } from './harness.mjs';
 
 const herald = new URL(required('HERALD_URL'));
 const token = required('HERALD_TOKEN');
@@ -16,27 +16,12 @@ const receiverUrl = required('RECEIVER_URL');
 const screenshot = required('SCREENSHOT');
 const docsImage = process.env.DOCS_IMAGE;
 
-function required(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-}
-
 function step(what) {
   console.log(`playground: ${what}`);
 }
 
 // The API from the test's side (not the page's): set-up and the trigger.
-async function api(query, variables = {}) {
-  const r = await fetch(new URL('/graphql', herald), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await r.json();
-  if (body.errors) throw new Error(`API error: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
+const api = (query, variables) => graphql(herald, token, query, variables);
 
 // Polls until the locator's visible text matches, or fails with what it last showed.
 async function waitForText(locator, pattern, what, timeout = 20000) {
@@ -52,37 +37,12 @@ async function waitForText(locator, pattern, what, timeout = 20000) {
 
 const external = [];
 const problems = [];
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launch();
 let failed = false;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   // Every request and WebSocket to another host is refused and counted: the page must need none.
-  await context.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    if (url.host !== herald.host) {
-      external.push(url.href);
-      return route.abort();
-    }
-    return route.continue();
-  });
-  await context.routeWebSocket(
-    (url) => url.host !== herald.host,
-    (ws) => {
-      external.push(ws.url());
-      ws.close();
-    },
-  );
+  await isolate(context, herald.host, external);
   const page = await context.newPage();
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
