@@ -662,6 +662,11 @@ impl Resource<Herald> for DestinationResource {
             if headers_are_write_only(current) {
                 s.set_attr("custom_headers", Value::Null);
             }
+            // Herald withholds the secret from VIEWER tokens (a pipeline's plan and drift
+            // check): keep the one in state rather than showing it as changed to null.
+            if d.signing_secret.is_none() && current.get("signing_secret").as_str().is_some() {
+                s.set_attr("signing_secret", current.get("signing_secret").clone());
+            }
             keep_terraform_only(&mut s, current);
             s
         }))

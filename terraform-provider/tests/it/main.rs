@@ -5,6 +5,7 @@ mod auto_disable;
 mod bench;
 mod docs;
 mod examples;
+mod gitops;
 mod harness;
 mod log_types;
 mod rate_limit;
