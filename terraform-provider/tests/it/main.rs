@@ -7,6 +7,7 @@ mod docs;
 mod examples;
 mod gitops;
 mod harness;
+mod import;
 mod log_types;
 mod rate_limit;
 mod resource;
