@@ -245,6 +245,26 @@ fn pipeline(tf: &Tf, step: &str, env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// A terraform command in the working directory with this API token.
+fn terraform_as(tf: &Tf, token: &str, args: &[&str]) -> Run {
+    let out = Command::new(crate::harness::terraform_bin())
+        .args(args)
+        .arg("-no-color")
+        .arg("-input=false")
+        .current_dir(tf.dir.path())
+        .env_remove("TF_LOG")
+        .envs(tf.envs())
+        .env("HERALD_API_TOKEN", token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("terraform runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 #[test]
 fn the_gitops_pipeline_runs_from_a_network_mirror() {
     let (mirror_dir, pkg) = mirror();
@@ -348,6 +368,17 @@ fn the_gitops_pipeline_runs_from_a_network_mirror() {
         !drift.stdout.contains("changed outside of Terraform"),
         "{}",
         drift.stdout
+    );
+
+    // What Herald withholds from a viewer (header values, signing secrets) is not a change
+    // either when the viewer's refresh is all there is.
+    let refresh = terraform_as(&tf, &viewer, &["plan", "-refresh-only"]);
+    assert_eq!(refresh.code, 0, "{}", refresh.all());
+    assert!(refresh.stdout.contains("No changes."), "{}", refresh.stdout);
+    assert!(
+        !refresh.stdout.contains("changed outside of Terraform"),
+        "{}",
+        refresh.stdout
     );
 
     // A pull request changing one attribute plans exactly that change.
