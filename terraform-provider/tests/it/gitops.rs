@@ -476,6 +476,35 @@ fn the_package_works_as_a_filesystem_mirror() {
     tf.ok(&["init", "-lockfile=readonly", "-input=false"]);
     assert_version_listed(&tf);
     tf.ok(&["validate"]);
+
+    // Another build under the same version is not what the lock file allows.
+    let other = tempfile::tempdir().unwrap();
+    let imposter = other.path().join("imposter");
+    std::fs::write(&imposter, b"#!/bin/sh\nexit 1\n").unwrap();
+    xtask::package(
+        &other.path().join("mirror"),
+        &imposter,
+        VERSION,
+        &pkg.platform,
+    )
+    .unwrap();
+    let mut fresh = mirror_workdir(
+        &format!(
+            "filesystem_mirror {{ path = \"{}\" }}",
+            other.path().join("mirror").display()
+        ),
+        &herald,
+    );
+    fresh.env("HERALD_API_TOKEN", &herald.token);
+    fresh.config("");
+    fresh.file(".terraform.lock.hcl", &lockfile);
+    let refused = fresh.run(&["init", "-lockfile=readonly", "-input=false"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.all().contains("checksums"),
+        "init names the checksum mismatch:\n{}",
+        refused.all()
+    );
 }
 
 /// The packed archive is what Terraform unpacks: one executable named for the version.
