@@ -592,6 +592,40 @@ fn rotation_grace(prior: &Value, planned: &Value) -> Result<Option<u32>, Diagnos
     }
 }
 
+/// `terraform import herald_destination.x name:<display name>`: ids are Herald's, but a person
+/// bringing a destination made in the console under Terraform knows it by name.
+pub const IMPORT_BY_NAME: &str = "name:";
+
+/// The destination whose display name matches, ignoring case (Herald keeps display names unique
+/// that way, so at most one does).
+async fn import_by_name(api: &super::client::Client, name: &str) -> Result<Value, Diagnostics> {
+    let cannot = |detail: String| -> Diagnostics {
+        Diagnostic::error("Cannot import herald_destination", detail).into()
+    };
+    if name.trim().is_empty() {
+        return Err(cannot(format!(
+            "The import id {IMPORT_BY_NAME:?} names no destination: write {IMPORT_BY_NAME}<display name>, such as \"name:SOC pager\", or give the destination's id."
+        )));
+    }
+    let found = api
+        .list(Some(name))
+        .await
+        .map_err(|e| api_error("import the destination", e, &SentHeaders::default()))?;
+    let wanted = name.to_lowercase();
+    let mut matches = found
+        .into_iter()
+        .filter(|d| d.display_name.to_lowercase() == wanted);
+    match (matches.next(), matches.next()) {
+        (Some(d), None) => Ok(state(&d, &Value::Null)),
+        (None, _) => Err(cannot(format!(
+            "Herald has no destination named {name:?} (display names are matched ignoring case)."
+        ))),
+        (Some(_), Some(_)) => Err(cannot(format!(
+            "More than one destination is named {name:?}; import it by id instead."
+        ))),
+    }
+}
+
 fn id_of(v: &Value) -> Result<&str, Diagnostics> {
     v.get("id").as_str().ok_or_else(|| {
         Diagnostic::error(
@@ -661,6 +695,11 @@ impl Resource<Herald> for DestinationResource {
             let mut s = state(&d, current.get("custom_headers"));
             if headers_are_write_only(current) {
                 s.set_attr("custom_headers", Value::Null);
+            }
+            // Herald withholds the secret from VIEWER tokens (a pipeline's plan and drift
+            // check): keep the one in state rather than showing it as changed to null.
+            if d.signing_secret.is_none() && current.get("signing_secret").as_str().is_some() {
+                s.set_attr("signing_secret", current.get("signing_secret").clone());
             }
             keep_terraform_only(&mut s, current);
             s
@@ -775,6 +814,9 @@ impl Resource<Herald> for DestinationResource {
 
     async fn import(&self, herald: &Herald, id: &str) -> Result<Value, Diagnostics> {
         let api = herald.api()?;
+        if let Some(name) = id.strip_prefix(IMPORT_BY_NAME) {
+            return import_by_name(api, name).await;
+        }
         match api.get(id).await {
             Ok(Some(d)) => Ok(state(&d, &Value::Null)),
             Ok(None) => Err(Diagnostic::error(

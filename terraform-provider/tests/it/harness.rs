@@ -59,6 +59,7 @@ pub struct Herald {
     child: Child,
     pub endpoint: String,
     pub token: String,
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -77,14 +78,12 @@ impl Herald {
         );
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let database_url = format!("sqlite://{}/h.db", dir.path().display());
         let mut child = Command::new(&bin)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             // Destinations in these tests point at loopback, which Herald refuses by default.
             .env("HERALD_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
-            .env(
-                "HERALD_DATABASE_URL",
-                format!("sqlite://{}/h.db", dir.path().display()),
-            )
+            .env("HERALD_DATABASE_URL", &database_url)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -112,8 +111,32 @@ impl Herald {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             token,
+            database_url,
             _dir: dir,
         }
+    }
+
+    /// A new API token with this role (`admin` or `viewer`), made the way an operator makes
+    /// one: `herald token create` against the same database.
+    pub fn create_token(&self, name: &str, role: &str) -> String {
+        let out = Command::new(herald_bin())
+            .args(["token", "create", "--name", name, "--role", role])
+            .env("HERALD_DATABASE_URL", &self.database_url)
+            .stdin(Stdio::null())
+            .output()
+            .expect("herald token create runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "herald token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .last()
+            .map(|l| l.trim().to_owned())
+            .filter(|t| t.starts_with("hrld_"))
+            .unwrap_or_else(|| panic!("no token on the last line of: {stdout}"))
     }
 
     /// Runs a GraphQL operation as the admin token; panics on GraphQL errors.
@@ -224,14 +247,23 @@ impl Run {
 
 impl Tf {
     pub fn new(herald: Option<&Herald>) -> Tf {
+        Self::with_installation(
+            herald,
+            &format!(
+                "dev_overrides {{ \"herald/herald\" = \"{}\" }}\n  direct {{}}",
+                provider_dir().display()
+            ),
+        )
+    }
+
+    /// A working directory whose CLI configuration installs providers as `installation` says
+    /// (the body of `provider_installation`), such as a mirror.
+    pub fn with_installation(herald: Option<&Herald>, installation: &str) -> Tf {
         let dir = tempfile::tempdir().unwrap();
         let rc = dir.path().join("terraform.rc");
         std::fs::write(
             &rc,
-            format!(
-                "provider_installation {{\n  dev_overrides {{ \"herald/herald\" = \"{}\" }}\n  direct {{}}\n}}\ndisable_checkpoint = true\n",
-                provider_dir().display()
-            ),
+            format!("provider_installation {{\n  {installation}\n}}\ndisable_checkpoint = true\n"),
         )
         .unwrap();
         let mut env = vec![
@@ -257,6 +289,11 @@ impl Tf {
 
     pub fn env(&mut self, key: &str, value: &str) {
         self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The environment every command here runs with.
+    pub fn envs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Writes a file into the working directory as it is.
