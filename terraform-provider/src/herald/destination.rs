@@ -777,6 +777,12 @@ impl Resource<Herald> for DestinationResource {
         if prior.is_null() {
             return diags;
         }
+        // Only enabling (or disabling) changes why the destination is disabled: any other update
+        // keeps it, so a plan does not show `disabled_reason` as known after apply for nothing.
+        let enabled = planned.get("enabled").clone();
+        if enabled.is_known() && &enabled == prior.get("enabled") {
+            planned.set_attr("disabled_reason", prior.get("disabled_reason").clone());
+        }
         let next = planned.get("signing_secret_version");
         if !next.is_known() {
             // Might be a rotation: the secret is not known until apply.

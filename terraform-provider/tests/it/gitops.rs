@@ -409,6 +409,7 @@ fn the_gitops_pipeline_runs_from_a_network_mirror() {
     for spurious in [
         "custom_headers",
         "signing_secret",
+        "disabled_reason",
         "herald_destination.pager ",
         "changed outside of Terraform",
     ] {
