@@ -5,7 +5,7 @@
 //! bound is left out of the next claims, so a slow receiver cannot fill the process with its work.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,8 +57,6 @@ pub(super) struct Inner {
     per_destination: Mutex<HashMap<String, DestinationSlot>>,
     capacity_freed: Notify,
     recorder: Mutex<Option<mpsc::UnboundedSender<RecordRequest>>>,
-    /// Results handed to the recorder and not yet written (or given up).
-    unwritten: AtomicUsize,
     tracked: Mutex<Tracked>,
 }
 
@@ -70,6 +68,15 @@ struct Tracked {
     waiting: HashSet<String>,
     /// Attempt started, result not yet with the recorder.
     sending: HashSet<String>,
+    /// Result with the recorder, not yet written (or given up).
+    recording: HashSet<String>,
+}
+
+impl Tracked {
+    /// Whether this process holds the delivery in memory, in any of the three stages.
+    fn holds(&self, id: &str) -> bool {
+        self.waiting.contains(id) || self.sending.contains(id) || self.recording.contains(id)
+    }
 }
 
 struct DestinationSlot {
@@ -103,7 +110,6 @@ impl Inner {
             per_destination: Mutex::new(HashMap::new()),
             capacity_freed: Notify::new(),
             recorder: Mutex::new(None),
-            unwritten: AtomicUsize::new(0),
             tracked: Mutex::new(Tracked::default()),
         }
     }
@@ -185,9 +191,18 @@ impl Inner {
         let sender = self.recorder.lock().expect("recorder lock").clone();
         match sender {
             Some(tx) => {
-                self.unwritten.fetch_add(1, Ordering::Relaxed);
+                let id = outcome.delivery_id.clone();
+                self.tracked
+                    .lock()
+                    .expect("tracked lock")
+                    .recording
+                    .insert(id.clone());
                 if let Err(mpsc::error::SendError((outcome, _))) = tx.send((outcome, reply)) {
-                    self.unwritten.fetch_sub(1, Ordering::Relaxed);
+                    self.tracked
+                        .lock()
+                        .expect("tracked lock")
+                        .recording
+                        .remove(&id);
                     tracing::warn!(delivery = %outcome.delivery_id, "result dropped: recorder stopped");
                 }
             }
@@ -224,7 +239,26 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
     let mut tasks = JoinSet::new();
     tracing::info!(worker = %inner.worker_id, "dispatcher started");
     let mut backoff = Backoff::new(inner.config.poll_interval);
+    // Set when a claim or what follows it failed: the database may hold leases for this worker
+    // that it never received (a claim whose COMMIT took effect while its answer was lost) or
+    // could not hand back. They are looked for once the database answers again. The time is the
+    // last failure's: a lease taken after it is not an orphan of it.
+    let mut reconcile: Option<DateTime<Utc>> = None;
     while !shutdown.is_cancelled() {
+        if let Some(failed_at) = reconcile {
+            match reconcile_leases(&inner, failed_at).await {
+                Ok(_) => reconcile = None,
+                Err(e) => {
+                    let wait = backoff.next();
+                    tracing::warn!(error = %e, retry_in = ?wait, "cannot look for this worker's orphaned leases");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            }
+        }
         while tasks.try_join_next().is_some() {}
         let free = inner.global.available_permits().min(CLAIM_BATCH);
         if free == 0 {
@@ -253,6 +287,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 c
             }
             Err(e) => {
+                reconcile = Some(now());
                 // While the database is away, look again less and less often (up to MAX_BACKOFF)
                 // rather than hammer it, and log each failure once.
                 let wait = backoff.next();
@@ -292,7 +327,12 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 let wait = backoff.next();
                 tracing::error!(error = %e, retry_in = ?wait, "cannot load destinations for claimed deliveries");
                 let ids: Vec<String> = claimed.iter().map(|c| c.delivery.id.clone()).collect();
-                let _ = deliveries::release_leases(inner.store.db(), &inner.worker_id, &ids).await;
+                if deliveries::release_leases(inner.store.db(), &inner.worker_id, &ids)
+                    .await
+                    .is_err()
+                {
+                    reconcile = Some(now());
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => {}
@@ -380,7 +420,7 @@ async fn stop(inner: &Arc<Inner>, mut tasks: JoinSet<()>, recorder: tokio::task:
     {
         recorder.abort();
         tracing::error!(
-            results = inner.unwritten.load(Ordering::Relaxed),
+            results = inner.tracked.lock().expect("tracked lock").recording.len(),
             "the database did not take the last results before shutdown; those deliveries will \
              be sent again after their lease"
         );
@@ -392,6 +432,30 @@ async fn stop(inner: &Arc<Inner>, mut tasks: JoinSet<()>, recorder: tokio::task:
         handed_back,
         "dispatcher stopped"
     );
+}
+
+/// Hands back the deliveries the database says this worker holds but this process does not:
+/// leases taken no later than `failed_at` (so not one an API call took since, for a test alert it
+/// is about to send) that are neither waiting, sending nor being recorded here. Without this they
+/// would wait out their lease.
+async fn reconcile_leases(inner: &Inner, failed_at: DateTime<Utc>) -> Result<u64, StoreError> {
+    let leased_before = failed_at
+        + chrono::Duration::from_std(inner.config.lease).unwrap_or(chrono::Duration::minutes(5));
+    let leased = deliveries::leased_to(inner.store.db(), &inner.worker_id, leased_before).await?;
+    let orphans: Vec<String> = {
+        let tracked = inner.tracked.lock().expect("tracked lock");
+        leased.into_iter().filter(|id| !tracked.holds(id)).collect()
+    };
+    if orphans.is_empty() {
+        return Ok(0);
+    }
+    let n = deliveries::release_leases(inner.store.db(), &inner.worker_id, &orphans).await?;
+    tracing::warn!(
+        handed_back = n,
+        "handed back deliveries leased to this worker that it never started (a claim or a \
+         hand-back was cut off by a database failure)"
+    );
+    Ok(n)
 }
 
 /// Hands `ids` back to the queue, trying until `until` while the database is unreachable;
@@ -496,8 +560,10 @@ async fn run_one(
         }
         attempt(inner, &claimed, &target).await
     };
-    inner.finish(&id);
+    // Recorded first, then out of `sending`: the id is never in none of the sets while the
+    // delivery is this process's (see `reconcile_leases`).
     inner.record(outcome, None);
+    inner.finish(&id);
 }
 
 async fn destination_gone(inner: &Inner, d: &Delivery) {
@@ -532,9 +598,17 @@ pub(super) async fn attempt_now(inner: &Inner, claimed: Claimed) -> Result<Deliv
             id: claimed.delivery.destination_id.clone(),
         });
     };
+    let id = claimed.delivery.id.clone();
+    inner
+        .tracked
+        .lock()
+        .expect("tracked lock")
+        .sending
+        .insert(id.clone());
     let outcome = attempt(inner, &claimed, &target).await;
     let (tx, rx) = oneshot::channel();
     inner.record(outcome, Some(tx));
+    inner.finish(&id);
     match rx.await {
         Ok(Some(d)) => Ok(d),
         _ => deliveries::get(inner.store.db(), &claimed.delivery.id)
@@ -709,7 +783,12 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let outcomes: Vec<Outcome> = batch.iter().map(|(o, _)| o.clone()).collect();
         let written = write_until_done(&inner, &outcomes).await;
-        inner.unwritten.fetch_sub(batch.len(), Ordering::Relaxed);
+        {
+            let mut tracked = inner.tracked.lock().expect("tracked lock");
+            for o in &outcomes {
+                tracked.recording.remove(&o.delivery_id);
+            }
+        }
         // An idle claim loop last looked while these deliveries were leased (due at the lease's
         // end) and sleeps up to a poll interval; a retry due sooner than that wakes it, so short
         // retry delays are kept rather than rounded up to the poll.

@@ -609,6 +609,25 @@ pub async fn release_leases(
     Ok(released)
 }
 
+/// The open deliveries leased to `worker` whose lease ends at or before `until`. Used only after a
+/// database failure, to find leases the worker lost track of; it reads the open rows (the state
+/// index), which is cheap next to an outage.
+pub async fn leased_to(
+    conn: &impl ConnectionTrait,
+    worker: &str,
+    until: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    Ok(delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Id)
+        .filter(delivery::Column::State.is_in(["PENDING", "RETRYING"]))
+        .filter(delivery::Column::LeaseOwner.eq(worker))
+        .filter(delivery::Column::LeaseExpiresAt.lte(until))
+        .into_tuple::<String>()
+        .all(conn)
+        .await?)
+}
+
 /// The earliest time any unfinished delivery falls due, so an idle worker knows how long to sleep.
 /// The states are spelled out, not bound: only then can the partial queue index apply.
 pub async fn next_due(conn: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -10,6 +10,7 @@ mod delivery;
 mod destinations;
 mod egress;
 mod ingest;
+mod leases;
 mod limits;
 mod log_types;
 mod metrics;
