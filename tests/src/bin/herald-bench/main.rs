@@ -122,14 +122,14 @@ impl Args {
     fn settings(&self) -> Settings {
         let secs = Duration::from_secs;
         if self.smoke {
-            let d = self.duration.unwrap_or(secs(2));
+            let d = self.duration.unwrap_or(secs(1));
             return Settings {
                 throughput_duration: d,
                 steady_duration: d,
                 receiver_duration: d.min(secs(1)),
                 drain_timeout: self.drain_timeout.min(secs(30)),
                 rate: self.rate.min(100.0),
-                connections: self.connections.min(8),
+                connections: self.connections.min(4),
                 batch: 100,
                 fanout: 10,
                 large_db_deliveries: self.large_db_deliveries.min(2_000),
