@@ -103,6 +103,24 @@ pub fn cluster_cpu_seconds(postmaster: u32) -> Option<f64> {
     Some(ticks as f64 / clock_ticks())
 }
 
+/// CPU seconds the whole machine has spent busy (all cores, every process): what is left after
+/// the run's own processes is other load on a shared machine, which the figures should be read
+/// against.
+pub fn machine_busy_seconds() -> f64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // user nice system (idle iowait) irq softirq steal
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| f.get(*i)).sum();
+    busy as f64 / clock_ticks()
+}
+
 /// CPU counters of every process in a run at one moment.
 #[derive(Debug, Clone, Copy)]
 pub struct Snapshot {
@@ -111,6 +129,7 @@ pub struct Snapshot {
     pub postgres: Option<f64>,
     pub receiver: f64,
     pub generator: f64,
+    pub machine: f64,
 }
 
 /// The processes a snapshot reads.
@@ -129,6 +148,7 @@ impl Watched {
             postgres: self.postmaster.and_then(cluster_cpu_seconds),
             receiver: cpu_seconds(self.receiver).unwrap_or(0.0),
             generator: self_cpu_seconds(),
+            machine: machine_busy_seconds(),
         }
     }
 }
@@ -141,16 +161,22 @@ pub struct Usage {
     pub postgres: Option<f64>,
     pub receiver: f64,
     pub generator: f64,
+    /// CPU of every other process on the machine.
+    pub other: f64,
 }
 
 impl Usage {
     pub fn between(a: &Snapshot, b: &Snapshot) -> Usage {
-        Usage {
+        let mut u = Usage {
             wall: (b.at - a.at).as_secs_f64(),
             server: b.server - a.server,
             postgres: a.postgres.zip(b.postgres).map(|(a, b)| b - a),
             receiver: b.receiver - a.receiver,
             generator: b.generator - a.generator,
-        }
+            other: 0.0,
+        };
+        let ours = u.server + u.postgres.unwrap_or(0.0) + u.receiver + u.generator;
+        u.other = (b.machine - a.machine - ours).max(0.0);
+        u
     }
 }

@@ -25,6 +25,8 @@ pub struct Row {
     pub cores_postgres: Option<f64>,
     pub cores_receiver: Option<f64>,
     pub cores_generator: Option<f64>,
+    /// Every other process on the machine (a shared machine's background load).
+    pub cores_other: Option<f64>,
     pub window_s: f64,
     pub errors: u64,
     pub notes: Vec<String>,
@@ -157,13 +159,13 @@ fn bottleneck(row: &Row) -> String {
         return "–".into();
     }
     users.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let busy: f64 = users.iter().map(|u| u.1).sum();
+    let busy: f64 = users.iter().map(|u| u.1).sum::<f64>() + row.cores_other.unwrap_or(0.0);
     format!("{} ({busy:.1} of {cores} cores busy)", users[0].0)
 }
 
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | db | alerts/s accepted | deliveries/s received | API p50 / p99 ms | call-to-receipt p50 / p99 / max ms | server peak RSS MB | server CPU s / 1k deliveries | CPU cores: server / postgres / receiver / bench | most CPU | targets | notes |\n\
+        "| scenario | db | alerts/s accepted | deliveries/s received | API p50 / p99 ms | call-to-receipt p50 / p99 / max ms | server peak RSS MB | server CPU s / 1k deliveries | CPU cores: server / postgres / receiver / bench / other | most CPU | targets | notes |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n",
     );
     for r in rows {
@@ -189,6 +191,7 @@ pub fn markdown(rows: &[Row]) -> String {
                 r.cores_postgres,
                 r.cores_receiver,
                 r.cores_generator,
+                r.cores_other,
             ]
             .iter()
             .map(|c| opt(*c, |c| format!("{c:.2}")))

@@ -126,6 +126,7 @@ impl Measured {
             cores_postgres: self.usage.postgres.and_then(per_core),
             cores_receiver: per_core(self.usage.receiver),
             cores_generator: per_core(self.usage.generator),
+            cores_other: per_core(self.usage.other),
             window_s: self.usage.wall,
             errors: self.outcome.errors,
             ..Row::default()
@@ -200,6 +201,7 @@ pub async fn receiver_alone(ctx: &Ctx<'_>) -> anyhow::Result<Row> {
         Instant::now(),
         procstat::cpu_seconds(pid).unwrap_or(0.0),
         procstat::self_cpu_seconds(),
+        procstat::machine_busy_seconds(),
     );
     let outcome = load::receiver_ceiling(
         &receiver.url("/ceiling"),
@@ -210,6 +212,7 @@ pub async fn receiver_alone(ctx: &Ctx<'_>) -> anyhow::Result<Row> {
     let wall = before.0.elapsed().as_secs_f64();
     let rcv_cpu = procstat::cpu_seconds(pid).unwrap_or(0.0) - before.1;
     let gen_cpu = procstat::self_cpu_seconds() - before.2;
+    let other = (procstat::machine_busy_seconds() - before.3 - rcv_cpu - gen_cpu).max(0.0);
     let stats = receiver.stats().await?;
     let rate = stats.ok as f64 / outcome.elapsed.as_secs_f64();
     let mut row = Row {
@@ -222,6 +225,7 @@ pub async fn receiver_alone(ctx: &Ctx<'_>) -> anyhow::Result<Row> {
         api_p99_ms: outcome.percentile_ms(0.99),
         cores_receiver: Some(rcv_cpu / wall),
         cores_generator: Some(gen_cpu / wall),
+        cores_other: Some(other / wall),
         window_s: wall,
         errors: outcome.errors,
         ..Row::default()
