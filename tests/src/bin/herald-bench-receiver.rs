@@ -153,7 +153,10 @@ async fn handle(State(s): State<Shared>, method: Method, uri: Uri, body: Bytes) 
         }
         _ => {
             let at = now_us();
-            if s.fail_prefix.as_deref().is_some_and(|p| path.starts_with(p)) {
+            if s.fail_prefix
+                .as_deref()
+                .is_some_and(|p| path.starts_with(p))
+            {
                 let mut f = s.figures.lock().expect("figures lock");
                 *f.failed.entry(path.to_owned()).or_default() += 1;
                 return (StatusCode::INTERNAL_SERVER_ERROR, "failing on purpose").into_response();

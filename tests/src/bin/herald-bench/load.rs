@@ -159,8 +159,8 @@ pub async fn closed_loop(
     total
 }
 
-/// `sendAlert` calls at `rate` per second for `duration`, on schedule. Returns the outcome and the
-/// wall-clock time (µs) the first call was due.
+/// `sendAlert` calls at `rate` per second for `duration`, on schedule. Each alert carries the
+/// wall-clock time it was due, not the time it left, so a late start counts in its latency.
 pub async fn open_loop(gql: &Gql, rate: f64, duration: Duration, prefix: &str) -> Outcome {
     // A cap on answers outstanding, so a stalled server makes the run report late starts rather
     // than exhaust the machine's sockets; the latency still counts from the scheduled time.

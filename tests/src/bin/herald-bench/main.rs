@@ -104,7 +104,9 @@ struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: f64 = n
         .parse()
@@ -239,7 +241,11 @@ async fn main() -> anyhow::Result<()> {
             (ScenarioName::Fanout, Throughput::Fanout),
         ] {
             if args.wants(name) {
-                let label = name.to_possible_value().expect("named").get_name().to_owned();
+                let label = name
+                    .to_possible_value()
+                    .expect("named")
+                    .get_name()
+                    .to_owned();
                 progress(&label, db);
                 rows.push(
                     scenario::throughput(&ctx, backend, kind)
@@ -248,9 +254,16 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        for (name, storm) in [(ScenarioName::Latency, false), (ScenarioName::RetryStorm, true)] {
+        for (name, storm) in [
+            (ScenarioName::Latency, false),
+            (ScenarioName::RetryStorm, true),
+        ] {
             if args.wants(name) {
-                let label = name.to_possible_value().expect("named").get_name().to_owned();
+                let label = name
+                    .to_possible_value()
+                    .expect("named")
+                    .get_name()
+                    .to_owned();
                 progress(&label, db);
                 rows.push(
                     scenario::steady(&ctx, backend, storm)
@@ -269,10 +282,7 @@ async fn main() -> anyhow::Result<()> {
     }
     report::evaluate(&mut rows);
 
-    println!(
-        "\n{}",
-        report::markdown(&rows)
-    );
+    println!("\n{}", report::markdown(&rows));
     println!(
         "Settings: {}s per throughput scenario, {}s at {} alerts/s for the steady ones, {} connections, drain timeout {}s; whole run {:.0}s.",
         settings.throughput_duration.as_secs_f64(),
@@ -300,7 +310,10 @@ async fn main() -> anyhow::Result<()> {
             if let Some(f) = &r.failure {
                 Some(format!("{} on {}: {f}", r.scenario, r.db))
             } else if r.errors > 0 && args.smoke {
-                Some(format!("{} on {}: {} calls failed", r.scenario, r.db, r.errors))
+                Some(format!(
+                    "{} on {}: {} calls failed",
+                    r.scenario, r.db, r.errors
+                ))
             } else if r.received == 0 {
                 Some(format!("{} on {}: nothing measured", r.scenario, r.db))
             } else {
@@ -309,7 +322,10 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     if !broken.is_empty() {
-        bail!("the benchmark did not run cleanly:\n  {}", broken.join("\n  "));
+        bail!(
+            "the benchmark did not run cleanly:\n  {}",
+            broken.join("\n  ")
+        );
     }
     Ok(())
 }

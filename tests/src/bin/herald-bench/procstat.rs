@@ -91,7 +91,10 @@ pub fn cluster_cpu_seconds(postmaster: u32) -> Option<f64> {
     let mut ticks = pm[UTIME] + pm[STIME] + pm[CUTIME] + pm[CSTIME];
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         if let Some(f) = stat_fields(pid)

@@ -229,7 +229,11 @@ pub fn markdown(rows: &[Row]) -> String {
             opt(r.peak_rss_mb, |m| format!("{m:.0}")),
             cpu_per_1k,
             cores,
-            if r.cores_receiver.is_some() { bottleneck(r) } else { "–".into() },
+            if r.cores_receiver.is_some() {
+                bottleneck(r)
+            } else {
+                "–".into()
+            },
             targets,
             r.notes.join("; ").replace('|', "/"),
         ));

@@ -132,7 +132,8 @@ impl Measured {
             ..Row::default()
         };
         if let Some(e) = &self.outcome.first_error {
-            row.notes.push(format!("{} calls failed, first: {e}", self.outcome.errors));
+            row.notes
+                .push(format!("{} calls failed, first: {e}", self.outcome.errors));
         }
         if received < self.expected {
             row.notes.push(format!(
@@ -166,7 +167,9 @@ async fn measure(
             json!({"i": load::alert("warm-up", now_us())}),
         )
         .await?;
-    let warm = receiver.wait_for(per_alert, Duration::from_secs(30)).await?;
+    let warm = receiver
+        .wait_for(per_alert, Duration::from_secs(30))
+        .await?;
     anyhow::ensure!(
         warm.ok >= per_alert,
         "the warm-up alert did not arrive within 30 s (server log:\n{})",
@@ -233,7 +236,8 @@ pub async fn receiver_alone(ctx: &Ctx<'_>) -> anyhow::Result<Row> {
     row.notes
         .push("requests/s straight from the bench; API columns: the receiver's answer time".into());
     if let Some(e) = outcome.first_error {
-        row.notes.push(format!("{} requests failed, first: {e}", outcome.errors));
+        row.notes
+            .push(format!("{} requests failed, first: {e}", outcome.errors));
     }
     Ok(row)
 }
@@ -259,7 +263,11 @@ pub async fn throughput(ctx: &Ctx<'_>, backend: Backend, kind: Throughput) -> an
     for d in 0..destinations {
         herald
             .gql
-            .create_destination(&format!("bench-{d}"), &receiver.url(&format!("/d{d}")), json!({}))
+            .create_destination(
+                &format!("bench-{d}"),
+                &receiver.url(&format!("/d{d}")),
+                json!({}),
+            )
             .await?;
     }
     let watched = ctx.watched(&herald, &receiver, backend);
@@ -297,14 +305,22 @@ pub async fn steady(ctx: &Ctx<'_>, backend: Backend, storm: bool) -> anyhow::Res
     let env: &[(&str, &str)] = if storm { &schedule } else { &[] };
     let herald = Herald::start(ctx.bins, &db.url(), dir.path(), env).await?;
     let (name, healthy, failing) = if storm {
-        ("retry-storm", ctx.settings.fanout / 2, ctx.settings.fanout - ctx.settings.fanout / 2)
+        (
+            "retry-storm",
+            ctx.settings.fanout / 2,
+            ctx.settings.fanout - ctx.settings.fanout / 2,
+        )
     } else {
         ("latency", 1, 0)
     };
     for d in 0..healthy {
         herald
             .gql
-            .create_destination(&format!("bench-{d}"), &receiver.url(&format!("/d{d}")), json!({}))
+            .create_destination(
+                &format!("bench-{d}"),
+                &receiver.url(&format!("/d{d}")),
+                json!({}),
+            )
             .await?;
     }
     for d in 0..failing {
@@ -382,7 +398,8 @@ async fn time_queries(
             let data = herald.gql.call(query, vars).await?;
             let took = t.elapsed();
             anyhow::ensure!(
-                data.as_object().is_some_and(|o| o.values().all(|v| !v.is_null())),
+                data.as_object()
+                    .is_some_and(|o| o.values().all(|v| !v.is_null())),
                 "{label} answered nothing: {data}"
             );
             if i >= 3 {

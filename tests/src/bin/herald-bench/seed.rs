@@ -40,8 +40,15 @@ impl Db<'_> {
             }
             Db::Postgres { pg, name } => {
                 let mut c = Command::new("psql");
-                c.args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres"])
-                    .args(["-d", name, "-v", "ON_ERROR_STOP=1", "-qAt", "-1"]);
+                c.args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &pg.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .args(["-d", name, "-v", "ON_ERROR_STOP=1", "-qAt", "-1"]);
                 c
             }
         };
@@ -162,7 +169,11 @@ pub async fn seed(
         .create_destination("history-ok", &receiver.url("/s-ok"), low.clone())
         .await?;
     let failing_destination = gql
-        .create_destination("history-failing", &receiver.url("/fail-history"), low.clone())
+        .create_destination(
+            "history-failing",
+            &receiver.url("/fail-history"),
+            low.clone(),
+        )
         .await?;
     gql.call(
         "mutation($i: SendAlertInput!) { sendAlert(input: $i) { alert { id } } }",
@@ -178,15 +189,19 @@ pub async fn seed(
                 json!({"id": TEMPLATE_ALERT}),
             )
             .await?;
-        let list = data["alert"]["deliveries"].as_array().cloned().unwrap_or_default();
+        let list = data["alert"]["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let find = |dest: &str, state: &str| {
             list.iter()
                 .find(|d| d["destinationId"] == dest && d["state"] == state)
                 .and_then(|d| d["id"].as_str().map(str::to_owned))
         };
-        if let (Some(ok), Some(failed)) =
-            (find(&ok_dest, "SUCCEEDED"), find(&failing_destination, "FAILED"))
-        {
+        if let (Some(ok), Some(failed)) = (
+            find(&ok_dest, "SUCCEEDED"),
+            find(&failing_destination, "FAILED"),
+        ) {
             break (ok, failed);
         }
         if Instant::now() > deadline {
@@ -237,9 +252,8 @@ pub async fn seed(
              FROM generate_series(0::bigint, {deliveries} - 1) AS n;\n"
         ),
     };
-    let pick = format!(
-        "CASE WHEN s.n % {FAILED_EVERY} = 0 THEN '{failed_dlv}' ELSE '{ok_dlv}' END"
-    );
+    let pick =
+        format!("CASE WHEN s.n % {FAILED_EVERY} = 0 THEN '{failed_dlv}' ELSE '{ok_dlv}' END");
     let mut script = String::new();
     if matches!(db, Db::Sqlite(_)) {
         script.push_str("BEGIN;\n");
@@ -255,7 +269,10 @@ pub async fn seed(
         &[],
         &[
             ("id", "s.hex".into()),
-            ("body", format!("replace(t.body, '{TEMPLATE_ALERT}', s.hex)")),
+            (
+                "body",
+                format!("replace(t.body, '{TEMPLATE_ALERT}', s.hex)"),
+            ),
         ],
         &format!("seed_seq s CROSS JOIN alerts t WHERE t.id = '{TEMPLATE_ALERT}'"),
     )?);

@@ -148,7 +148,11 @@ impl Receiver {
     }
 
     /// Polls until `ok` reaches `expected` or `timeout` passes; returns the last count.
-    pub async fn wait_for(&self, expected: u64, timeout: Duration) -> anyhow::Result<ReceiverStats> {
+    pub async fn wait_for(
+        &self,
+        expected: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<ReceiverStats> {
         let deadline = Instant::now() + timeout;
         loop {
             let c = self.count().await?;
@@ -224,7 +228,12 @@ impl Gql {
         Ok(())
     }
 
-    pub async fn create_destination(&self, name: &str, url: &str, input: Value) -> anyhow::Result<String> {
+    pub async fn create_destination(
+        &self,
+        name: &str,
+        url: &str,
+        input: Value,
+    ) -> anyhow::Result<String> {
         let mut input = input;
         input["displayName"] = json!(name);
         input["url"] = json!(url);
@@ -246,7 +255,10 @@ fn configure(cmd: &mut Command, database_url: &str, env: &[(&str, &str)]) {
     cmd.env("HERALD_DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         .env("HERALD_ALLOW_NETWORKS", "127.0.0.0/8")
-        .env("HERALD_ENCRYPTION_KEY", herald_testkit::test_encryption_key())
+        .env(
+            "HERALD_ENCRYPTION_KEY",
+            herald_testkit::test_encryption_key(),
+        )
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("HERALD_") && k != "HERALD_BIN"))
         .envs(env.iter().copied())
         .stdin(Stdio::null());
@@ -327,7 +339,10 @@ impl Herald {
                 return Ok(herald);
             }
             if started.elapsed() > Duration::from_secs(60) {
-                bail!("herald did not answer /healthz within 60 s:\n{}", herald.log_tail());
+                bail!(
+                    "herald did not answer /healthz within 60 s:\n{}",
+                    herald.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
