@@ -27,6 +27,8 @@ pub struct Row {
     pub cores_generator: Option<f64>,
     /// Every other process on the machine (a shared machine's background load).
     pub cores_other: Option<f64>,
+    /// PostgreSQL's commits and rows written per delivery received.
+    pub postgres_per_delivery: Option<crate::seed::Activity>,
     pub window_s: f64,
     pub errors: u64,
     pub notes: Vec<String>,

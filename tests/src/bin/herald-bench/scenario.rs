@@ -79,6 +79,8 @@ impl<'a> Ctx<'a> {
 
 /// One measured window.
 struct Measured {
+    /// PostgreSQL's own count of commits and rows written over the window.
+    db_activity: Option<seed::Activity>,
     outcome: Outcome,
     stats: ReceiverStats,
     usage: Usage,
@@ -141,6 +143,24 @@ impl Measured {
                 self.expected
             ));
         }
+        if let Some(a) = &self.db_activity
+            && received > 0
+        {
+            let per = |v: f64| v / received as f64;
+            row.notes.push(format!(
+                "PostgreSQL per delivery: {:.2} commits, {:.2} rows inserted, {:.2} updated, {:.2} deleted",
+                per(a.commits),
+                per(a.inserted),
+                per(a.updated),
+                per(a.deleted)
+            ));
+            row.postgres_per_delivery = Some(seed::Activity {
+                commits: per(a.commits),
+                inserted: per(a.inserted),
+                updated: per(a.updated),
+                deleted: per(a.deleted),
+            });
+        }
         if self.outcome.late_starts > 0 {
             row.notes.push(format!(
                 "{} calls started late (1,000 answers outstanding)",
@@ -157,6 +177,7 @@ async fn measure(
     herald: &Herald,
     receiver: &Receiver,
     watched: Watched,
+    db: &Db<'_>,
     per_alert: u64,
     load: impl std::future::Future<Output = Outcome>,
 ) -> anyhow::Result<Measured> {
@@ -177,6 +198,7 @@ async fn measure(
     );
     receiver.reset().await?;
 
+    let db_before = db.activity();
     let before = watched.snapshot();
     let wall_start_us = now_us();
     let outcome = load.await;
@@ -186,7 +208,16 @@ async fn measure(
         .await?;
     let after = watched.snapshot();
     let stats = receiver.stats().await?;
+    let db_activity = match db_before {
+        Some(before) => {
+            // PostgreSQL publishes a session's counters within a second of its commits.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            db.activity().map(|after| after.since(&before))
+        }
+        None => None,
+    };
     Ok(Measured {
+        db_activity,
         outcome,
         stats,
         usage: Usage::between(&before, &after),
@@ -277,6 +308,7 @@ pub async fn throughput(ctx: &Ctx<'_>, backend: Backend, kind: Throughput) -> an
         &herald,
         &receiver,
         watched,
+        &db,
         destinations as u64,
         load::closed_loop(
             &gql,
@@ -340,6 +372,7 @@ pub async fn steady(ctx: &Ctx<'_>, backend: Backend, storm: bool) -> anyhow::Res
         &herald,
         &receiver,
         watched,
+        &db,
         healthy as u64,
         load::open_loop(&gql, ctx.settings.rate, ctx.settings.steady_duration, name),
     )
@@ -452,6 +485,7 @@ pub async fn large_db(ctx: &Ctx<'_>, backend: Backend) -> anyhow::Result<Vec<Row
         &herald,
         &receiver,
         watched,
+        &db,
         1,
         load::closed_loop(
             &gql,

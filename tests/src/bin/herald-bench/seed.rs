@@ -73,6 +73,29 @@ impl Db<'_> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// PostgreSQL's counters for this database; `None` on SQLite, which keeps none.
+    pub fn activity(&self) -> Option<Activity> {
+        if matches!(self, Db::Sqlite(_)) {
+            return None;
+        }
+        let line = self
+            .sql(
+                "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database \
+                 WHERE datname = current_database();",
+            )
+            .ok()?;
+        let v: Vec<f64> = line
+            .split('|')
+            .filter_map(|f| f.trim().parse().ok())
+            .collect();
+        (v.len() == 4).then(|| Activity {
+            commits: v[0],
+            inserted: v[1],
+            updated: v[2],
+            deleted: v[3],
+        })
+    }
+
     fn columns(&self, table: &str) -> anyhow::Result<Vec<String>> {
         let query = match self {
             Db::Sqlite(_) => format!("SELECT name FROM pragma_table_info('{table}');"),
@@ -116,6 +139,26 @@ impl Db<'_> {
             cols.join(", "),
             exprs.join(", ")
         ))
+    }
+}
+
+/// Commits and rows written, from `pg_stat_database`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Activity {
+    pub commits: f64,
+    pub inserted: f64,
+    pub updated: f64,
+    pub deleted: f64,
+}
+
+impl Activity {
+    pub fn since(&self, before: &Activity) -> Activity {
+        Activity {
+            commits: self.commits - before.commits,
+            inserted: self.inserted - before.inserted,
+            updated: self.updated - before.updated,
+            deleted: self.deleted - before.deleted,
+        }
     }
 }
 
