@@ -415,15 +415,11 @@ async fn time_queries(
     for (label, query) in [failed_page, alert_detail, delivery_page, destination_counts] {
         let mut times = Vec::with_capacity(ctx.settings.query_samples);
         for i in 0..ctx.settings.query_samples + 3 {
-            // A different alert each time, so the figure is not one cached page.
-            let vars = json!({
-                "d": seeded.failing_destination,
-                "a": seeded.alert_id(rand::random_range(0..seeded.count)),
-            });
             let vars = if query.contains("$d") {
-                json!({"d": vars["d"]})
+                json!({"d": seeded.failing_destination})
             } else if query.contains("$a") {
-                json!({"a": vars["a"]})
+                // A different alert each time, so the figure is not one cached page.
+                json!({"a": seeded.alert_id(rand::random_range(0..seeded.count))})
             } else {
                 json!({})
             };

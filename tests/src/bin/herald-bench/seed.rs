@@ -253,10 +253,10 @@ pub async fn seed(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
-    // The rest of the destinations, LOW only like the two above, a few at a time.
-    let mut names: Vec<usize> = (2..destinations.saturating_sub(1) as usize).collect();
+    // The rest of the destinations, LOW only like the two above, 64 to a task.
+    let rest: Vec<u32> = (2..destinations.saturating_sub(1)).collect();
     let mut tasks = tokio::task::JoinSet::new();
-    for chunk in std::mem::take(&mut names).chunks(64) {
+    for chunk in rest.chunks(64) {
         let gql = gql.clone();
         let url = receiver.url("/s-history");
         let chunk = chunk.to_vec();

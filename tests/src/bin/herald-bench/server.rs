@@ -268,6 +268,7 @@ fn configure(cmd: &mut Command, database_url: &str, env: &[(&str, &str)]) {
 pub struct Herald {
     proc: Proc,
     pub gql: Gql,
+    token: String,
     log: PathBuf,
 }
 
@@ -322,14 +323,21 @@ impl Herald {
             child: cmd.spawn().context("start herald serve")?,
         };
         let base = format!("http://127.0.0.1:{port}");
-        let herald = Herald {
+        let mut herald = Herald {
             proc,
             gql: Gql::new(&base, token),
+            token: token.to_owned(),
             log,
         };
         let started = Instant::now();
         let probe = reqwest::Client::new();
         loop {
+            if let Some(status) = herald.proc.child.try_wait()? {
+                bail!(
+                    "herald serve exited ({status}) before it answered:\n{}",
+                    herald.log_tail()
+                );
+            }
             if probe
                 .get(format!("{base}/healthz"))
                 .send()
@@ -353,7 +361,7 @@ impl Herald {
     }
 
     pub fn token(&self) -> &str {
-        self.gql.auth.trim_start_matches("Bearer ")
+        &self.token
     }
 
     /// The last lines of the server's log, for an error message.
