@@ -115,6 +115,44 @@ impl TestApp {
         }
     }
 
+    /// PostgreSQL only: the app's database refuses new connections and its open ones are ended,
+    /// as in an outage, until `reconnect_database`.
+    pub fn cut_off_database(&self) {
+        let db = self.pg_database_name();
+        let cluster = herald_testkit::PgCluster::shared();
+        cluster
+            .psql(
+                "postgres",
+                &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"),
+            )
+            .unwrap();
+        cluster
+            .psql(
+                "postgres",
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+                ),
+            )
+            .unwrap();
+    }
+
+    /// Ends what `cut_off_database` began.
+    pub fn reconnect_database(&self) {
+        let db = self.pg_database_name();
+        herald_testkit::PgCluster::shared()
+            .psql(
+                "postgres",
+                &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
+            )
+            .unwrap();
+    }
+
+    /// The PostgreSQL database's name, from its URL.
+    pub fn pg_database_name(&self) -> String {
+        assert!(self.database_url.starts_with("postgres"), "PostgreSQL only");
+        self.database_url.rsplit('/').next().unwrap().to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -42,7 +42,7 @@ async fn leases_orphaned_by_a_database_failure_are_handed_back_when_it_returns()
     // What a claim cut off by the failure leaves: the row leased to that worker for ten minutes,
     // and not in the worker's hands.
     let cluster = PgCluster::shared();
-    let db = app.database_url.rsplit('/').next().unwrap().to_owned();
+    let db = app.pg_database_name();
     cluster
         .psql(
             &db,
@@ -55,27 +55,9 @@ async fn leases_orphaned_by_a_database_failure_are_handed_back_when_it_returns()
         )
         .unwrap();
     // The database goes away for a moment: the worker's claims fail.
-    cluster
-        .psql(
-            "postgres",
-            &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"),
-        )
-        .unwrap();
-    cluster
-        .psql(
-            "postgres",
-            &format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
-            ),
-        )
-        .unwrap();
+    app.cut_off_database();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    cluster
-        .psql(
-            "postgres",
-            &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
-        )
-        .unwrap();
+    app.reconnect_database();
 
     // Delivered within seconds, not after the ten-minute lease.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use herald_server::dispatch::Dispatcher;
-use herald_testkit::{Backend, PgCluster};
+use herald_testkit::Backend;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -72,33 +72,13 @@ async fn a_missing_migration_makes_it_unready(backend: Backend) {
 async fn a_database_that_does_not_answer_makes_it_unready() {
     let app = TestApp::spawn(Backend::Postgres).await;
     readyz_until(&app, 200).await;
-    let cluster = PgCluster::shared();
-    let db = app.database_url.rsplit('/').next().unwrap().to_owned();
-    cluster
-        .psql(
-            "postgres",
-            &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"),
-        )
-        .unwrap();
-    cluster
-        .psql(
-            "postgres",
-            &format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
-            ),
-        )
-        .unwrap();
+    app.cut_off_database();
     let body = readyz_until(&app, 503).await;
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["checks"]["database"], "unreachable", "{body}");
     assert_eq!(body["checks"]["dispatcher"], "ok", "{body}");
 
-    cluster
-        .psql(
-            "postgres",
-            &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
-        )
-        .unwrap();
+    app.reconnect_database();
     // Back by itself, without a restart.
     readyz_until(&app, 200).await;
 }

@@ -291,16 +291,7 @@ pub async fn throughput(ctx: &Ctx<'_>, backend: Backend, kind: Throughput) -> an
         Throughput::Batched => ("batched", Call::Batch(ctx.settings.batch), 1),
         Throughput::Fanout => ("fanout", Call::Single, ctx.settings.fanout),
     };
-    for d in 0..destinations {
-        herald
-            .gql
-            .create_destination(
-                &format!("bench-{d}"),
-                &receiver.url(&format!("/d{d}")),
-                json!({}),
-            )
-            .await?;
-    }
+    destinations_to(&herald, &receiver, "bench-", "/d", destinations).await?;
     let watched = ctx.watched(&herald, &receiver, backend);
     let gql = herald.gql.clone();
     let m = measure(
@@ -320,6 +311,27 @@ pub async fn throughput(ctx: &Ctx<'_>, backend: Backend, kind: Throughput) -> an
     )
     .await?;
     Ok(m.row(name, backend))
+}
+
+/// `n` destinations named `<name>0…` for the receiver's paths `<path>0…` (every severity and type).
+async fn destinations_to(
+    herald: &Herald,
+    receiver: &Receiver,
+    name: &str,
+    path: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    for d in 0..n {
+        herald
+            .gql
+            .create_destination(
+                &format!("{name}{d}"),
+                &receiver.url(&format!("{path}{d}")),
+                json!({}),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The open-loop scenarios: `latency` (one destination) and `retry-storm` (half of 10
@@ -345,26 +357,8 @@ pub async fn steady(ctx: &Ctx<'_>, backend: Backend, storm: bool) -> anyhow::Res
     } else {
         ("latency", 1, 0)
     };
-    for d in 0..healthy {
-        herald
-            .gql
-            .create_destination(
-                &format!("bench-{d}"),
-                &receiver.url(&format!("/d{d}")),
-                json!({}),
-            )
-            .await?;
-    }
-    for d in 0..failing {
-        herald
-            .gql
-            .create_destination(
-                &format!("failing-{d}"),
-                &receiver.url(&format!("/fail-{d}")),
-                json!({}),
-            )
-            .await?;
-    }
+    destinations_to(&herald, &receiver, "bench-", "/d", healthy).await?;
+    destinations_to(&herald, &receiver, "failing-", "/fail-", failing).await?;
     let watched = ctx.watched(&herald, &receiver, backend);
     let gql = herald.gql.clone();
     let m = measure(
