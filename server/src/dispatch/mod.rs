@@ -3,6 +3,7 @@
 //! again, `client` how a request leaves the process, `worker` the claim loop and the recorder,
 //! `peers` what it hears from the other replicas (PostgreSQL).
 
+mod backoff;
 pub mod client;
 pub mod payload;
 mod peers;

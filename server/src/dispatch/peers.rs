@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Backoff;
 use super::worker::Inner;
 use crate::store::notify::{Listener, News, Notice};
 use crate::store::{deliveries, destinations};
@@ -26,7 +27,7 @@ const BURST: usize = 1000;
 /// Listens until `shutdown` fires, connecting again by itself whenever the connection drops.
 /// Returns at once on SQLite, where there is one process.
 pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut reconnecting = false;
     loop {
         let connected = tokio::select! {
@@ -37,16 +38,16 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             Ok(Some(listener)) => listener,
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot listen for other replicas' news; retrying");
+                let wait = backoff.next();
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot listen for other replicas' news; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
-        backoff = FIRST_BACKOFF;
+        backoff.reset();
         if reconnecting {
             tracing::info!("listening for other replicas' news again");
         } else {

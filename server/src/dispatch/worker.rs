@@ -15,6 +15,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc, ones
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Backoff;
 use super::client::{WebhookClient, WebhookRequest, WebhookResponse};
 use super::retry::{self, RetrySchedule};
 use crate::config::DispatchConfig;
@@ -238,7 +239,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
     let recorder = tokio::spawn(record_loop(inner.clone(), rx));
     let mut tasks = JoinSet::new();
     tracing::info!(worker = %inner.worker_id, "dispatcher started");
-    let mut backoff = Backoff::new(inner.config.poll_interval);
+    let mut backoff = Backoff::new(inner.config.poll_interval, MAX_BACKOFF);
     // Set when a claim or what follows it failed: the database may hold leases for this worker
     // that it never received (a claim whose COMMIT took effect while its answer was lost) or
     // could not hand back. They are looked for once the database answers again. The time is the
@@ -464,7 +465,7 @@ async fn hand_back(inner: &Inner, ids: &[String], until: tokio::time::Instant) -
     if ids.is_empty() {
         return 0;
     }
-    let mut backoff = Backoff::new(Duration::from_millis(100));
+    let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     loop {
         match deliveries::release_leases(inner.store.db(), &inner.worker_id, ids).await {
             Ok(n) => return n,
@@ -477,29 +478,6 @@ async fn hand_back(inner: &Inner, ids: &[String], until: tokio::time::Instant) -
                 tokio::time::sleep(wait).await;
             }
         }
-    }
-}
-
-/// Doubling pauses between tries, from `first` up to MAX_BACKOFF.
-struct Backoff {
-    first: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration) -> Self {
-        let first = first.clamp(Duration::from_millis(50), MAX_BACKOFF);
-        Backoff { first, next: first }
-    }
-
-    fn next(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        wait
-    }
-
-    fn reset(&mut self) {
-        self.next = self.first;
     }
 }
 
@@ -752,7 +730,7 @@ pub fn outcome_of(
 /// outage) is tried a few times and then dropped, so it cannot stop every later result from being
 /// written; its deliveries return after their lease.
 async fn write_until_done(inner: &Inner, outcomes: &[Outcome]) -> deliveries::Recorded {
-    let mut backoff = Backoff::new(Duration::from_millis(100));
+    let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     let mut faults = 0;
     loop {
         match deliveries::record_outcomes(inner.store.db(), &inner.worker_id, outcomes).await {
