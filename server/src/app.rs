@@ -38,7 +38,7 @@ pub enum AppError {
 /// the caller can show it once. Of several replicas starting together, exactly one gets it. The
 /// audit trail records it as `token.created` by `cli`: `herald serve` made it.
 pub async fn issue_first_admin_token(store: &Store) -> Result<Option<String>, StoreError> {
-    let txn = crate::store::begin_write(store.db()).await?;
+    let txn = crate::store::begin_write(store.writer()).await?;
     let first_start = state::claim_once(&txn, "first_admin_token", "issued").await?;
     if !first_start || tokens::count(&txn).await? > 0 {
         txn.commit().await?;

@@ -324,7 +324,7 @@ async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { name, role } => {
             let (info, token) =
-                tokens::create(store.db(), &Actor::cli(), &name, role.into()).await?;
+                tokens::create(store.writer(), &Actor::cli(), &name, role.into()).await?;
             println!(
                 "Created API token {:?} with role {}. It is shown only this once:",
                 info.name,
@@ -348,7 +348,7 @@ async fn token(db: &DatabaseConfig, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { name } => {
-            tokens::revoke(store.db(), &Actor::cli(), &name).await?;
+            tokens::revoke(store.writer(), &Actor::cli(), &name).await?;
             println!("revoked API token {name:?}");
         }
     }

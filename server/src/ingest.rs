@@ -111,7 +111,7 @@ async fn group_commit(
         }
         let counts: Vec<usize> = group.iter().map(|(a, _)| a.len()).collect();
         let all: Vec<IncomingAlert> = group.iter_mut().flat_map(|(a, _)| a.drain(..)).collect();
-        let result = alerts::accept(store.db(), dispatcher.worker_id(), all).await;
+        let result = alerts::accept(store.writer(), dispatcher.worker_id(), all).await;
         if result.is_ok() {
             dispatcher.wake();
         }

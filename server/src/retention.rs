@@ -65,7 +65,7 @@ pub async fn run_pass(
 ) -> Result<Pruned, StoreError> {
     let mut total = Pruned::default();
     loop {
-        let batch = prune_batch(store.db(), cutoff, settings.batch).await?;
+        let batch = prune_batch(store.writer(), cutoff, settings.batch).await?;
         if !batch.more() {
             return Ok(total);
         }

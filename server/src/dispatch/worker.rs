@@ -274,7 +274,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
         }
         let skip = inner.saturated_destinations();
         let claim = match deliveries::claim_due(
-            inner.store.db(),
+            inner.store.writer(),
             &inner.worker_id,
             free,
             inner.config.max_in_flight_per_destination as usize,
@@ -328,7 +328,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 let wait = backoff.next();
                 tracing::error!(error = %e, retry_in = ?wait, "cannot load destinations for claimed deliveries");
                 let ids: Vec<String> = claimed.iter().map(|c| c.delivery.id.clone()).collect();
-                if deliveries::release_leases(inner.store.db(), &inner.worker_id, &ids)
+                if deliveries::release_leases(inner.store.writer(), &inner.worker_id, &ids)
                     .await
                     .is_err()
                 {
@@ -450,7 +450,7 @@ async fn reconcile_leases(inner: &Inner, failed_at: DateTime<Utc>) -> Result<u64
     if orphans.is_empty() {
         return Ok(0);
     }
-    let n = deliveries::release_leases(inner.store.db(), &inner.worker_id, &orphans).await?;
+    let n = deliveries::release_leases(inner.store.writer(), &inner.worker_id, &orphans).await?;
     tracing::warn!(
         handed_back = n,
         "handed back deliveries leased to this worker that it never started (a claim or a \
@@ -467,7 +467,7 @@ async fn hand_back(inner: &Inner, ids: &[String], until: tokio::time::Instant) -
     }
     let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     loop {
-        match deliveries::release_leases(inner.store.db(), &inner.worker_id, ids).await {
+        match deliveries::release_leases(inner.store.writer(), &inner.worker_id, ids).await {
             Ok(n) => return n,
             Err(e) => {
                 let wait = backoff.next();
@@ -546,7 +546,7 @@ async fn run_one(
 
 async fn destination_gone(inner: &Inner, d: &Delivery) {
     match deliveries::fail_without_attempt(
-        inner.store.db(),
+        inner.store.writer(),
         &inner.worker_id,
         &d.id,
         "destination deleted",
@@ -733,7 +733,7 @@ async fn write_until_done(inner: &Inner, outcomes: &[Outcome]) -> deliveries::Re
     let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     let mut faults = 0;
     loop {
-        match deliveries::record_outcomes(inner.store.db(), &inner.worker_id, outcomes).await {
+        match deliveries::record_outcomes(inner.store.writer(), &inner.worker_id, outcomes).await {
             Ok(written) => return written,
             Err(e) if e.is_unavailable() => {
                 let wait = backoff.next();

@@ -106,7 +106,7 @@ pub fn bearer_from_init_payload(payload: &serde_json::Value) -> Option<String> {
 }
 
 pub async fn authenticate(store: &Store, presented: &str) -> Result<Principal, AuthRejection> {
-    match tokens::authenticate(store.db(), presented).await {
+    match tokens::authenticate(store.db(), store.writer(), presented).await {
         Ok(Some(info)) => Ok(Principal {
             token_name: info.name,
             role: info.role,

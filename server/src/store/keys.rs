@@ -160,7 +160,7 @@ fn replace_key_file(path: &Path, keys: &[&Key]) -> Result<(), SecretError> {
 /// A write transaction that no other start-up or rotation runs beside: on PostgreSQL a
 /// transaction-scoped advisory lock, on SQLite the write lock that `begin_write` takes at BEGIN.
 async fn begin_exclusive(store: &Store) -> Result<DatabaseTransaction, StoreError> {
-    let txn = begin_write(store.db()).await?;
+    let txn = begin_write(store.writer()).await?;
     if store.backend() == DatabaseBackend::Postgres {
         // Arbitrary but fixed, and not the migrations' lock: "herald" in ASCII, plus one.
         txn.execute_unprepared("SELECT pg_advisory_xact_lock(114101114097108101)")
@@ -407,7 +407,7 @@ pub async fn rotate(
     }
     // Recorded once every value is under the new key: an interrupted rotation is not a rotation.
     audit::record_encryption_key_rotated(
-        store.db(),
+        store.writer(),
         actor,
         Some(new.id()),
         &["signingSecret", "previousSigningSecret", "customHeaders"],
@@ -433,7 +433,7 @@ async fn reseal_batch(store: &Store, new: &Key) -> Result<(u64, u64), StoreError
                 .add(destination::Column::PreviousSigningSecret.is_not_null())
                 .add(destination::Column::PreviousSigningSecret.not_like(&under_new)),
         );
-    let txn = begin_write(store.db()).await?;
+    let txn = begin_write(store.writer()).await?;
     let mut select = destination::Entity::find()
         .filter(stale)
         .order_by_asc(destination::Column::Id)

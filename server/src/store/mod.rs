@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait,
@@ -37,10 +37,23 @@ pub use secrets::{SecretError, Secrets};
 /// holds) before it fails as unavailable.
 pub const DATABASE_WAIT: Duration = Duration::from_secs(5);
 
+/// SQLite page cache of the writer connection and of each reader connection, in KiB.
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+const READER_CACHE_KIB: u32 = 2 * 1024;
+
 /// A handle on the database and the keys that open its secrets; cheap to clone.
+///
+/// Two pools on SQLite: `db` for reads, and `writer`, a single connection that every write
+/// transaction goes through. SQLite allows one writer at a time; with writers on many connections
+/// the losers wait in SQLite's busy handler, which sleeps 1–100 ms and retries instead of taking
+/// the lock when it is free. Measured under load (`perf trace` in BENCHMARKS.md), the pooled
+/// connections slept more than the wall time, with the cores half idle. A pool of one queues the
+/// writers in order in the process, and each gets the lock the moment the previous one commits.
+/// On PostgreSQL both are the same pool: its writers lock rows, not the database.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    writer: DatabaseConnection,
     secrets: Arc<Secrets>,
 }
 
@@ -93,6 +106,26 @@ impl<T> Page<T> {
     }
 }
 
+/// How every SQLite connection is opened; `cache_kib` is its page cache.
+fn sqlite_options(o: SqliteConnectOptions, cache_kib: u32) -> SqliteConnectOptions {
+    // WAL lets readers run beside the one writer; NORMAL sync in WAL mode survives a
+    // killed process (not a power cut), which is the durability the queue promises.
+    o.create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        // A lock held by another process is waited out for as long as a PostgreSQL
+        // call waits for a connection; past that the call fails as unavailable.
+        .busy_timeout(DATABASE_WAIT)
+        .foreign_keys(true)
+        // Pages kept per connection (negative: KiB). The page cache is most of the
+        // process's memory on SQLite, one cache per connection: see `connect`.
+        .pragma("cache_size", format!("-{cache_kib}"))
+        // Deleted and overwritten content is zeroed, so a secret's plain text (from
+        // before encryption at rest) or an old key's ciphertext does not linger in
+        // free space of the file.
+        .pragma("secure_delete", "ON")
+}
+
 impl Store {
     /// Connects to `sqlite:…` (the file is created on first use) or `postgres://…`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -103,43 +136,58 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        let mut opts = ConnectOptions::new(url);
-        opts.max_connections(max_connections)
-            .min_connections(1)
-            .connect_timeout(Duration::from_secs(5))
-            // While the database is down a call waits this long for a connection and then fails
-            // (`StoreError::is_unavailable`): a client hears "try again" in seconds, not tens.
-            .acquire_timeout(DATABASE_WAIT)
-            // Statements carry signing secrets and header values as parameters: never log them.
-            .sqlx_logging(false);
-        if backend == DatabaseBackend::Sqlite {
-            opts.map_sqlx_sqlite_opts(|o| {
-                // WAL lets readers run beside the one writer; NORMAL sync in WAL mode survives a
-                // killed process (not a power cut), which is the durability the queue promises.
-                o.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    // A lock held by another process is waited out for as long as a PostgreSQL
-                    // call waits for a connection; past that the call fails as unavailable.
-                    .busy_timeout(DATABASE_WAIT)
-                    .foreign_keys(true)
-                    // Keep more pages per connection: the queue's hot pages are read constantly.
-                    .pragma("cache_size", "-16384")
-                    // Deleted and overwritten content is zeroed, so a secret's plain text (from
-                    // before encryption at rest) or an old key's ciphertext does not linger in
-                    // free space of the file.
-                    .pragma("secure_delete", "ON")
-            });
-        }
-        let db = Database::connect(opts).await.map_err(StoreError::Connect)?;
+        let options = |connections: u32| {
+            let mut opts = ConnectOptions::new(url);
+            opts.max_connections(connections)
+                .min_connections(1)
+                .connect_timeout(Duration::from_secs(5))
+                // While the database is down a call waits this long for a connection and then
+                // fails (`StoreError::is_unavailable`): a client hears "try again" in seconds,
+                // not tens. For SQLite's writer it is also how long a write may queue in here.
+                .acquire_timeout(DATABASE_WAIT)
+                // Statements carry signing secrets and header values as parameters: never log
+                // them.
+                .sqlx_logging(false);
+            opts
+        };
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let (db, writer) = if backend == DatabaseBackend::Sqlite && !in_memory {
+            // The writer's cache holds the pages every write touches (the queue's indexes,
+            // the newest rows): larger. Readers share the OS page cache behind their own
+            // small ones; 16 MiB on each of ten connections was 160 MiB of RSS at depth.
+            let mut w = options(1);
+            w.map_sqlx_sqlite_opts(|o| sqlite_options(o, WRITER_CACHE_KIB));
+            let mut r = options(max_connections);
+            r.map_sqlx_sqlite_opts(|o| sqlite_options(o, READER_CACHE_KIB));
+            let writer = Database::connect(w).await.map_err(StoreError::Connect)?;
+            let db = Database::connect(r).await.map_err(StoreError::Connect)?;
+            (db, writer)
+        } else {
+            let mut opts = options(max_connections);
+            if backend == DatabaseBackend::Sqlite {
+                // An in-memory database exists per pool: one pool, or writes would vanish.
+                opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, WRITER_CACHE_KIB));
+            }
+            let db = Database::connect(opts).await.map_err(StoreError::Connect)?;
+            (db.clone(), db)
+        };
         Ok(Self {
             db,
+            writer,
             secrets: Arc::new(Secrets::locked()),
         })
     }
 
+    /// The pool for reads (and on PostgreSQL for everything).
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The pool that write transactions go through: on SQLite one connection (see [`Store`]). A
+    /// write through `db()` is still correct, only slower under load, as it waits in SQLite's
+    /// busy handler.
+    pub fn writer(&self) -> &DatabaseConnection {
+        &self.writer
     }
 
     /// The keys; without `keys::unlock`, none, and every secret read or write fails.
@@ -150,6 +198,7 @@ impl Store {
     pub(crate) fn with_secrets(self, secrets: Secrets) -> Store {
         Store {
             db: self.db,
+            writer: self.writer,
             secrets: Arc::new(secrets),
         }
     }
@@ -162,7 +211,7 @@ impl Store {
     /// transaction-scoped advisory lock serializes them, and on SQLite the migrating transaction
     /// takes the write lock before it reads which migrations are applied.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let txn = begin_write(&self.db).await?;
+        let txn = begin_write(&self.writer).await?;
         match self.backend() {
             DatabaseBackend::Postgres => {
                 // The key is arbitrary but fixed: "herald" in ASCII.

@@ -170,9 +170,11 @@ pub async fn revoke(db: &DatabaseConnection, actor: &Actor, name: &str) -> Resul
     Ok(())
 }
 
-/// The token that `presented` is, if any, noting (coarsely) that it was used.
+/// The token that `presented` is, if any, noting (coarsely) that it was used. Read through
+/// `conn`; the rare write of `last_used_at` goes through `writer` (see `Store::writer`).
 pub async fn authenticate(
     conn: &impl ConnectionTrait,
+    writer: &impl ConnectionTrait,
     presented: &str,
 ) -> Result<Option<TokenInfo>, StoreError> {
     let Some(model) = api_token::Entity::find()
@@ -190,7 +192,7 @@ pub async fn authenticate(
         api_token::Entity::update_many()
             .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
             .filter(api_token::Column::Id.eq(model.id.clone()))
-            .exec(conn)
+            .exec(writer)
             .await?;
     }
     Ok(Some(model.try_into()?))

@@ -101,7 +101,7 @@ impl AlertMutation {
             })?;
         let payload = test_payload();
         let (_, delivery) = alerts::insert_test(
-            store.db(),
+            store.writer(),
             &actor(ctx),
             &payload,
             &target.id,
@@ -137,7 +137,7 @@ impl AlertMutation {
         }
         let dispatcher = ctx.data_unchecked::<Dispatcher>();
         let queued = deliveries::resend_alert(
-            store.db(),
+            store.writer(),
             &actor(ctx),
             dispatcher.worker_id(),
             &input.alert_id,

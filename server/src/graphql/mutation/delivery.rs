@@ -22,7 +22,7 @@ impl DeliveryMutation {
         let store = ctx.data_unchecked::<Store>();
         let dispatcher = ctx.data_unchecked::<Dispatcher>();
         let resent = deliveries::resend(
-            store.db(),
+            store.writer(),
             &actor(ctx),
             dispatcher.worker_id(),
             &input.delivery_id,

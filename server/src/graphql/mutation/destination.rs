@@ -34,7 +34,8 @@ impl DestinationMutation {
         check_egress(ctx, &input.url)?;
         let store = ctx.data_unchecked::<Store>();
         let created =
-            destinations::create(store.db(), store.secrets(), &actor(ctx), input.into()).await?;
+            destinations::create(store.writer(), store.secrets(), &actor(ctx), input.into())
+                .await?;
         Ok(CreateDestinationPayload {
             destination: Destination(created),
         })
@@ -55,7 +56,7 @@ impl DestinationMutation {
         let enabling = patch.enabled == Some(true);
         let dispatcher = ctx.data_unchecked::<Dispatcher>();
         let updated = destinations::update(
-            store.db(),
+            store.writer(),
             store.secrets(),
             &actor(ctx),
             dispatcher.worker_id(),
@@ -81,9 +82,13 @@ impl DestinationMutation {
     ) -> ApiResult<DeleteDestinationPayload> {
         let store = ctx.data_unchecked::<Store>();
         let dispatcher = ctx.data_unchecked::<Dispatcher>();
-        let ended =
-            destinations::delete(store.db(), &actor(ctx), dispatcher.worker_id(), &input.id)
-                .await?;
+        let ended = destinations::delete(
+            store.writer(),
+            &actor(ctx),
+            dispatcher.worker_id(),
+            &input.id,
+        )
+        .await?;
         for d in ended {
             dispatcher.delivery_changed(d);
         }
@@ -102,7 +107,7 @@ impl DestinationMutation {
         let store = ctx.data_unchecked::<Store>();
         let dispatcher = ctx.data_unchecked::<Dispatcher>();
         let rotated = destinations::rotate_secret(
-            store.db(),
+            store.writer(),
             store.secrets(),
             &actor(ctx),
             dispatcher.worker_id(),
