@@ -111,18 +111,36 @@ async fn group_commit(
         }
         let counts: Vec<usize> = group.iter().map(|(a, _)| a.len()).collect();
         let all: Vec<IncomingAlert> = group.iter_mut().flat_map(|(a, _)| a.drain(..)).collect();
-        let result = alerts::accept(store.writer(), dispatcher.worker_id(), all).await;
-        if result.is_ok() {
-            dispatcher.wake();
-        }
+        // New deliveries go straight to this process's dispatcher where it has room: stored
+        // already leased to it, they need no claim (a write, and a wait for the writer on
+        // SQLite) before they are sent.
+        let reservation = dispatcher.reserve();
+        let result = alerts::accept(
+            store.writer(),
+            dispatcher.worker_id(),
+            all,
+            reservation.as_ref().map(|r| &r.lease),
+        )
+        .await;
         match result {
             Ok(accepted) => {
-                let mut accepted = accepted.into_iter();
+                if accepted.queued > 0 {
+                    dispatcher.wake();
+                }
+                let mut results = accepted.results.into_iter();
                 for ((_, reply), n) in group.into_iter().zip(counts) {
-                    let _ = reply.send(Ok(accepted.by_ref().take(n).collect()));
+                    let _ = reply.send(Ok(results.by_ref().take(n).collect()));
+                }
+                if let Some(reservation) = reservation {
+                    dispatcher.start_leased(reservation, accepted.leased).await;
                 }
             }
             Err(e) => {
+                drop(reservation);
+                // The commit may have happened with its answer lost, leaving rows leased to this
+                // process that it never started.
+                dispatcher.lost_track();
+                dispatcher.wake();
                 tracing::error!(error = %e, alerts = size, "cannot store alerts");
                 let error = if e.is_unavailable() {
                     IngestError::Unavailable

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use worker::outcome_of;
+pub use worker::{Reservation, outcome_of};
 
 use crate::config::DispatchConfig;
 use crate::store::Store;
@@ -80,6 +80,27 @@ impl Dispatcher {
     /// Tells the claim loop that new deliveries were queued, so it need not wait for its poll.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// Sets capacity aside for deliveries to be leased to this process as they are inserted, so
+    /// they go out at once instead of waiting for a claim (see `store::alerts::DirectLease`).
+    pub fn reserve(&self) -> Option<Reservation> {
+        worker::reserve(&self.inner)
+    }
+
+    /// Starts the deliveries leased at insert with `reservation`'s capacity.
+    pub async fn start_leased(
+        &self,
+        reservation: Reservation,
+        leased: Vec<crate::store::deliveries::Claimed>,
+    ) {
+        worker::start_leased(&self.inner, reservation, leased).await
+    }
+
+    /// Says that deliveries may have been leased to this process without reaching it (a write
+    /// whose outcome is unknown); the claim loop looks for such leases once the database answers.
+    pub fn lost_track(&self) {
+        *self.inner.lost_track_at.lock().expect("lost lock") = Some(crate::store::now());
     }
 
     /// Every delivery change this process makes, as it is recorded.

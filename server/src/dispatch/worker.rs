@@ -20,6 +20,7 @@ use super::client::{WebhookClient, WebhookRequest, WebhookResponse};
 use super::retry::{self, RetrySchedule};
 use crate::config::DispatchConfig;
 use crate::signing;
+use crate::store::alerts::DirectLease;
 use crate::store::deliveries::{self, Attempt, Claimed, Delivery, DeliveryState, Outcome};
 use crate::store::destinations::{self, Destination};
 use crate::store::{Store, StoreError, now};
@@ -34,6 +35,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Tries of a batch of results that fails for a reason other than an unreachable database (a
 /// fault in the data or the code) before it is dropped; its deliveries come back after the lease.
 const RECORD_TRIES_ON_FAULT: usize = 4;
+/// Deliveries one destination may have in this process at once, as a multiple of its request
+/// slots: a second window waits in memory while the first is sent, so a busy destination's slots
+/// never stand empty while a claim or an insert brings more.
+const QUEUE_WINDOWS: usize = 2;
 /// At shutdown, how long results still unwritten (and leases to hand back) may wait for the
 /// database beyond the grace, so a short outage at that moment does not cost re-sends.
 const FLUSH_MARGIN: Duration = Duration::from_secs(5);
@@ -59,6 +64,25 @@ pub(super) struct Inner {
     capacity_freed: Notify,
     recorder: Mutex<Option<mpsc::UnboundedSender<RecordRequest>>>,
     tracked: Mutex<Tracked>,
+    /// Where attempts are started, while the dispatcher runs: the claim loop and the deliveries
+    /// leased at insert both start theirs here, so shutdown finds them all in one place.
+    launcher: Mutex<Option<Launcher>>,
+    /// Set when deliveries may have been leased to this worker without reaching it (an insert
+    /// whose commit's answer was lost): the time of that failure, for `reconcile_leases`.
+    pub lost_track_at: Mutex<Option<DateTime<Utc>>>,
+}
+
+/// The attempts running, and the signal that stops them.
+struct Launcher {
+    tasks: JoinSet<()>,
+    shutdown: CancellationToken,
+}
+
+/// Request capacity set aside for deliveries about to be leased at insert: what the store may
+/// lease, and the permits their attempts will hold. Dropped unused, the permits go back.
+pub struct Reservation {
+    pub lease: DirectLease,
+    permits: Vec<OwnedSemaphorePermit>,
 }
 
 /// Claimed deliveries by what they are doing, so that shutdown knows what to hand back.
@@ -112,13 +136,20 @@ impl Inner {
             capacity_freed: Notify::new(),
             recorder: Mutex::new(None),
             tracked: Mutex::new(Tracked::default()),
+            launcher: Mutex::new(None),
+            lost_track_at: Mutex::new(None),
         }
+    }
+
+    /// How many deliveries one destination may have in this process at once.
+    fn queue_limit(&self) -> usize {
+        self.config.max_in_flight_per_destination as usize * QUEUE_WINDOWS
     }
 
     /// Destinations with as much claimed work as they have request slots sit out the next claims,
     /// so a slow destination cannot fill the process's capacity with work that only waits.
     fn saturated_destinations(&self) -> Vec<String> {
-        let limit = self.config.max_in_flight_per_destination as usize;
+        let limit = self.queue_limit();
         self.per_destination
             .lock()
             .expect("slots lock")
@@ -147,13 +178,13 @@ impl Inner {
     /// good part of the overall capacity is free. Waking on every finished delivery would cost two
     /// queries per delivery that claim nothing.
     fn release_slot(&self, destination: &str) {
-        let limit = self.config.max_in_flight_per_destination as usize;
+        let limit = self.queue_limit();
         let mut unsaturated = false;
         {
             let mut slots = self.per_destination.lock().expect("slots lock");
             if let Some(slot) = slots.get_mut(destination) {
                 // Half-empty rather than one below the bound: a claim then brings a useful batch
-                // instead of one claim per finished delivery.
+                // instead of one claim per finished delivery, while a window is still sending.
                 unsaturated = slot.claimed == (limit / 2).max(1);
                 slot.claimed -= 1;
                 if slot.claimed == 0 {
@@ -237,7 +268,10 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
     let (tx, rx) = mpsc::unbounded_channel();
     *inner.recorder.lock().expect("recorder lock") = Some(tx);
     let recorder = tokio::spawn(record_loop(inner.clone(), rx));
-    let mut tasks = JoinSet::new();
+    *inner.launcher.lock().expect("launcher lock") = Some(Launcher {
+        tasks: JoinSet::new(),
+        shutdown: shutdown.clone(),
+    });
     tracing::info!(worker = %inner.worker_id, "dispatcher started");
     let mut backoff = Backoff::new(inner.config.poll_interval, MAX_BACKOFF);
     // Set when a claim or what follows it failed: the database may hold leases for this worker
@@ -246,6 +280,9 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
     // last failure's: a lease taken after it is not an orphan of it.
     let mut reconcile: Option<DateTime<Utc>> = None;
     while !shutdown.is_cancelled() {
+        if let Some(lost) = inner.lost_track_at.lock().expect("lost lock").take() {
+            reconcile = Some(reconcile.map_or(lost, |r| r.max(lost)));
+        }
         if let Some(failed_at) = reconcile {
             match reconcile_leases(&inner, failed_at).await {
                 Ok(_) => reconcile = None,
@@ -260,7 +297,9 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 }
             }
         }
-        while tasks.try_join_next().is_some() {}
+        if let Some(l) = inner.launcher.lock().expect("launcher lock").as_mut() {
+            while l.tasks.try_join_next().is_some() {}
+        }
         let free = inner.global.available_permits().min(CLAIM_BATCH);
         if free == 0 {
             tokio::select! {
@@ -341,6 +380,8 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 continue;
             }
         };
+        let mut launcher = inner.launcher.lock().expect("launcher lock");
+        let launcher = launcher.as_mut().expect("set while the loop runs");
         for c in claimed {
             let permit = inner
                 .global
@@ -348,23 +389,136 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 .try_acquire_owned()
                 .expect("claims never exceed free capacity");
             let target = targets.get(&c.delivery.destination_id).cloned();
-            let slot = inner.take_slot(&c.delivery.destination_id);
-            inner
-                .tracked
-                .lock()
-                .expect("tracked lock")
-                .waiting
-                .insert(c.delivery.id.clone());
-            let inner = inner.clone();
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                let destination_id = c.delivery.destination_id.clone();
-                run_one(&inner, c, target, slot, permit, &shutdown).await;
-                inner.release_slot(&destination_id);
-            });
+            launch(&inner, launcher, c, target, permit);
         }
     }
+    let tasks = inner
+        .launcher
+        .lock()
+        .expect("launcher lock")
+        .take()
+        .map(|l| l.tasks)
+        .unwrap_or_default();
     stop(&inner, tasks, recorder).await;
+}
+
+/// Starts the attempt of a delivery leased to this worker; it waits for a request slot of its
+/// destination first, in the order started.
+fn launch(
+    inner: &Arc<Inner>,
+    launcher: &mut Launcher,
+    c: Claimed,
+    target: Option<Arc<Destination>>,
+    permit: OwnedSemaphorePermit,
+) {
+    let slot = inner.take_slot(&c.delivery.destination_id);
+    inner
+        .tracked
+        .lock()
+        .expect("tracked lock")
+        .waiting
+        .insert(c.delivery.id.clone());
+    let inner = inner.clone();
+    let shutdown = launcher.shutdown.clone();
+    launcher.tasks.spawn(async move {
+        let destination_id = c.delivery.destination_id.clone();
+        run_one(&inner, c, target, slot, permit, &shutdown).await;
+        inner.release_slot(&destination_id);
+    });
+}
+
+/// Sets capacity aside for deliveries leased at insert: at most half the process's capacity, so
+/// that claims (retries, the queue's backlog, other replicas' work) always get their share. None
+/// while the dispatcher is not running, or has no capacity free.
+pub(super) fn reserve(inner: &Inner) -> Option<Reservation> {
+    if !inner.running.load(Ordering::Acquire) {
+        return None;
+    }
+    let most = (inner.config.max_in_flight as usize / 2).max(1);
+    let mut permits = Vec::new();
+    while permits.len() < most {
+        match inner.global.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    if permits.is_empty() {
+        return None;
+    }
+    let held = inner
+        .per_destination
+        .lock()
+        .expect("slots lock")
+        .iter()
+        .map(|(d, s)| (d.clone(), s.claimed))
+        .collect();
+    Some(Reservation {
+        lease: DirectLease {
+            worker: inner.worker_id.clone(),
+            lease: inner.config.lease,
+            total: permits.len(),
+            per_destination: inner.queue_limit(),
+            held,
+        },
+        permits,
+    })
+}
+
+/// Starts the deliveries that were leased to this worker at insert, with the reservation's
+/// permits; unused permits go back. If the attempts cannot start (the destinations cannot be read,
+/// or the dispatcher is stopping), the leases are handed back to the queue.
+pub(super) async fn start_leased(
+    inner: &Arc<Inner>,
+    reservation: Reservation,
+    leased: Vec<Claimed>,
+) {
+    let mut permits = reservation.permits;
+    if leased.is_empty() {
+        drop(permits);
+        inner.capacity_freed.notify_one();
+        return;
+    }
+    let ids: Vec<String> = leased
+        .iter()
+        .map(|c| c.delivery.destination_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let targets: Option<HashMap<String, Arc<Destination>>> =
+        match destinations::get_many(inner.store.db(), inner.store.secrets(), &ids).await {
+            Ok(list) => Some(
+                list.into_iter()
+                    .map(|d| (d.id.clone(), Arc::new(d)))
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load destinations for deliveries leased at insert; handing them back");
+                None
+            }
+        };
+    let not_started: Vec<String> = {
+        let mut launcher = inner.launcher.lock().expect("launcher lock");
+        match (launcher.as_mut(), targets) {
+            (Some(launcher), Some(targets)) => {
+                for c in leased {
+                    let permit = permits.pop().expect("one permit per leased delivery");
+                    let target = targets.get(&c.delivery.destination_id).cloned();
+                    launch(inner, launcher, c, target, permit);
+                }
+                Vec::new()
+            }
+            _ => leased.into_iter().map(|c| c.delivery.id).collect(),
+        }
+    };
+    let unused = permits.len();
+    drop(permits);
+    if unused > 0 {
+        inner.capacity_freed.notify_one();
+    }
+    if !not_started.is_empty() {
+        let deadline = tokio::time::Instant::now() + inner.config.shutdown_grace + FLUSH_MARGIN;
+        hand_back(inner, &not_started, deadline).await;
+    }
 }
 
 /// Shutdown: no more claims (the loop has ended); deliveries not started are handed back at once;

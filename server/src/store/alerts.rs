@@ -98,12 +98,17 @@ pub struct Accepted {
 /// Every destination, as routing sees it. On PostgreSQL the rows are held FOR SHARE until the
 /// alert commits, so a destination cannot be deleted between routing and the insert of its
 /// deliveries (SQLite's single writer gives the same for free).
-async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget>, StoreError> {
+///
+/// Also returns the destinations with a rate limit: their deliveries are never leased at insert,
+/// since only a claim draws from their token bucket.
+async fn routing_snapshot(
+    conn: &impl ConnectionTrait,
+) -> Result<(Vec<RouteTarget>, HashSet<String>), StoreError> {
     let mut select = destination::Entity::find();
     if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         select = select.lock_shared();
     }
-    select
+    let rows = select
         .select_only()
         .columns([
             destination::Column::Id,
@@ -112,43 +117,133 @@ async fn routing_snapshot(conn: &impl ConnectionTrait) -> Result<Vec<RouteTarget
             destination::Column::SeverityMask,
             destination::Column::AlertTypeMask,
             destination::Column::LogTypes,
+            destination::Column::RateLimitPerMinute,
         ])
         .order_by_asc(destination::Column::Id)
-        .into_tuple::<(String, String, bool, i32, i32, String)>()
+        .into_tuple::<(String, String, bool, i32, i32, String, Option<i32>)>()
         .all(conn)
-        .await?
-        .into_iter()
-        .map(
-            |(id, display_name, enabled, severity_mask, alert_type_mask, log_types)| {
-                Ok(RouteTarget {
-                    log_types: parse_log_types(&log_types, &format!("destination {id}"))?,
-                    id,
-                    display_name,
-                    enabled,
-                    severity_mask,
-                    alert_type_mask,
-                })
-            },
-        )
-        .collect()
+        .await?;
+    let mut targets = Vec::with_capacity(rows.len());
+    let mut rate_limited = HashSet::new();
+    for (id, display_name, enabled, severity_mask, alert_type_mask, log_types, rate) in rows {
+        if rate.is_some() {
+            rate_limited.insert(id.clone());
+        }
+        targets.push(RouteTarget {
+            log_types: parse_log_types(&log_types, &format!("destination {id}"))?,
+            id,
+            display_name,
+            enabled,
+            severity_mask,
+            alert_type_mask,
+        });
+    }
+    Ok((targets, rate_limited))
+}
+
+/// How many of the new deliveries the local dispatcher will send straight away, so that they are
+/// stored already leased to it (`worker`) instead of queued for a claim. A delivery is leased at
+/// insert only when its destination is enabled, has no rate limit (only a claim draws from the
+/// token bucket), has room under `per_destination` (less what `held` says the worker holds for
+/// it), and has no due delivery waiting in the queue: those were there first, and a new one must
+/// not overtake them. The database stays the only truth: a process that dies leaves leases that
+/// run out, as a claim's do.
+#[derive(Debug, Clone)]
+pub struct DirectLease {
+    pub worker: String,
+    pub lease: std::time::Duration,
+    /// Deliveries that may be leased in all (the dispatcher's free capacity).
+    pub total: usize,
+    /// Deliveries one destination may have with the worker at once.
+    pub per_destination: usize,
+    /// What the worker already holds, by destination.
+    pub held: HashMap<String, usize>,
+}
+
+/// What a batch of alerts became: one result per input, in order; the deliveries leased at insert
+/// (with the body to send), which the caller hands to its dispatcher; and how many deliveries
+/// went to the queue for a claim instead.
+#[derive(Debug, Default)]
+pub struct AcceptedBatch {
+    pub results: Vec<Accepted>,
+    pub leased: Vec<deliveries::Claimed>,
+    pub queued: usize,
 }
 
 /// Accepts a batch of alerts in one transaction: routes each, stores it with its deliveries, and
 /// returns one result per input, in order. An alert id seen before (in the database or earlier
-/// in the batch) returns the first result and queues nothing. When deliveries were queued, the
-/// other replicas hear of it on commit (`origin` is this process's worker id).
+/// in the batch) returns the first result and queues nothing. With `direct`, some deliveries are
+/// stored leased to the local dispatcher (see [`DirectLease`]). When deliveries were queued for a
+/// claim, the other replicas hear of it on commit (`origin` is this process's worker id).
 pub async fn accept(
     db: &DatabaseConnection,
     origin: &str,
     batch: Vec<IncomingAlert>,
-) -> Result<Vec<Accepted>, StoreError> {
+    direct: Option<&DirectLease>,
+) -> Result<AcceptedBatch, StoreError> {
     // Two writers racing on one new alert id (two replicas, say): the loser's transaction hits the
     // primary key, and a second pass finds the winner's alert and returns it.
-    match accept_once(db, origin, &batch).await {
+    match accept_once(db, origin, &batch, direct).await {
         Err(StoreError::Database(e)) if is_unique_violation(&e) => {
-            accept_once(db, origin, &batch).await
+            accept_once(db, origin, &batch, direct).await
         }
         other => other,
+    }
+}
+
+/// Decides, delivery by delivery, which are leased at insert (see [`DirectLease`]).
+struct LeaseBudget<'a> {
+    direct: &'a DirectLease,
+    lease_end: DateTime<Utc>,
+    left: usize,
+    /// Per destination looked at so far: how many more it may take; 0 once one of its
+    /// deliveries went to the queue, so that none after it in this batch overtakes it.
+    room: HashMap<String, usize>,
+}
+
+impl<'a> LeaseBudget<'a> {
+    fn new(direct: &'a DirectLease, at: DateTime<Utc>) -> Self {
+        LeaseBudget {
+            direct,
+            lease_end: at
+                + chrono::Duration::from_std(direct.lease).unwrap_or(chrono::Duration::minutes(5)),
+            left: direct.total,
+            room: HashMap::new(),
+        }
+    }
+
+    /// Whether the next delivery to `target` is leased at insert; takes its place if so.
+    async fn take(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        target: Option<&RouteTarget>,
+        rate_limited: bool,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Some(target) = target else {
+            return Ok(false);
+        };
+        if !self.room.contains_key(&target.id) {
+            let held = self.direct.held.get(&target.id).copied().unwrap_or(0);
+            let room = if !target.enabled
+                || rate_limited
+                || deliveries::has_due(conn, &target.id, at).await?
+            {
+                0
+            } else {
+                self.direct.per_destination.saturating_sub(held)
+            };
+            self.room.insert(target.id.clone(), room);
+        }
+        let room = self.room.get_mut(&target.id).expect("inserted above");
+        if self.left == 0 || *room == 0 {
+            // The rest of this batch's deliveries to it queue behind this one.
+            *room = 0;
+            return Ok(false);
+        }
+        *room -= 1;
+        self.left -= 1;
+        Ok(true)
     }
 }
 
@@ -156,7 +251,8 @@ async fn accept_once(
     db: &DatabaseConnection,
     origin: &str,
     batch: &[IncomingAlert],
-) -> Result<Vec<Accepted>, StoreError> {
+    direct: Option<&DirectLease>,
+) -> Result<AcceptedBatch, StoreError> {
     let txn = super::begin_write(db).await?;
     let at = now();
     let wanted: Vec<String> = batch.iter().map(|a| a.payload.alert_id.clone()).collect();
@@ -170,11 +266,11 @@ async fn accept_once(
             known.insert(m.id.clone(), m);
         }
     }
-    let targets = routing_snapshot(&txn).await?;
-    let labels: HashMap<&str, &str> = targets
-        .iter()
-        .map(|t| (t.id.as_str(), t.display_name.as_str()))
-        .collect();
+    let (targets, rate_limited) = routing_snapshot(&txn).await?;
+    let by_id: HashMap<&str, &RouteTarget> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
+    let mut budget = direct.map(|d| LeaseBudget::new(d, at));
+    let mut leased = Vec::new();
+    let mut queued = 0;
 
     let mut new_alerts = Vec::new();
     let mut new_deliveries = Vec::new();
@@ -188,6 +284,7 @@ async fn accept_once(
         }
         let routed = routing::route(&incoming.routing, &targets);
         let p = &incoming.payload;
+        let body = p.to_bytes();
         let stored = StoredRouting {
             dynamic_severity: incoming.routing.dynamic_severity,
             destination_overrides: incoming.routing.destination_overrides.clone(),
@@ -202,7 +299,7 @@ async fn accept_once(
             alert_type: Set(p.alert_type.to_string()),
             created_at: Set(p.created_at),
             received_at: Set(at),
-            body: Set(p.to_bytes()),
+            body: Set(body.clone()),
             routing: Set(serde_json::to_string(&stored).expect("routing serializes")),
             log_types: Set(log_types_json(&incoming.routing.log_types)),
         };
@@ -214,11 +311,33 @@ async fn accept_once(
         };
         new_alerts.push(row);
         for dest in routed.destinations {
-            let label = labels.get(dest.as_str()).copied().unwrap_or_default();
-            let row = deliveries::new_row(id, &dest, label, ids::webhook(), None, false, at);
-            accepted
-                .deliveries
-                .push(Delivery::try_from(row.clone().try_into_model()?)?);
+            let target = by_id.get(dest.as_str()).copied();
+            let label = target.map(|t| t.display_name.as_str()).unwrap_or_default();
+            let mut row = deliveries::new_row(id, &dest, label, ids::webhook(), None, false, at);
+            let lease = match budget.as_mut() {
+                Some(b) => {
+                    b.take(&txn, target, rate_limited.contains(&dest), at)
+                        .await?
+                }
+                None => false,
+            };
+            let delivery = if lease {
+                let b = budget.as_ref().expect("leased with a budget");
+                // As a claim leaves it: due again at the lease's end, should this process die.
+                row.lease_owner = Set(Some(b.direct.worker.clone()));
+                row.lease_expires_at = Set(Some(b.lease_end));
+                row.next_attempt_at = Set(Some(b.lease_end));
+                let delivery = Delivery::try_from(row.clone().try_into_model()?)?;
+                leased.push(deliveries::Claimed {
+                    delivery: delivery.clone(),
+                    body: body.clone(),
+                });
+                delivery
+            } else {
+                queued += 1;
+                Delivery::try_from(row.clone().try_into_model()?)?
+            };
+            accepted.deliveries.push(delivery);
             new_deliveries.push(row);
         }
         fresh.insert(id.clone(), accepted);
@@ -231,6 +350,9 @@ async fn accept_once(
     }
     if !new_deliveries.is_empty() {
         deliveries::insert_rows(&txn, new_deliveries).await?;
+    }
+    if queued > 0 {
+        // Leased rows are this process's; only queued ones are news to the other replicas.
         super::notify::queue(&txn, origin).await?;
     }
 
@@ -249,7 +371,11 @@ async fn accept_once(
         results.push(result);
     }
     txn.commit().await?;
-    Ok(results)
+    Ok(AcceptedBatch {
+        results,
+        leased,
+        queued,
+    })
 }
 
 async fn load_accepted(

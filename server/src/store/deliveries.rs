@@ -572,6 +572,27 @@ pub async fn claim_due(
     })
 }
 
+/// Whether `destination_id` has a delivery due now and not leased: queued work that a new delivery
+/// must not overtake (see `alerts::DirectLease`). One probe of the partial queue index.
+pub(crate) async fn has_due(
+    conn: &impl ConnectionTrait,
+    destination_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT 1 AS due FROM deliveries WHERE destination_id = $1 \
+                 AND state IN {OPEN_STATES} AND next_attempt_at <= $2 LIMIT 1"
+            ),
+            [destination_id.into(), at.into()],
+        ))
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Hands deliveries claimed by `worker` back to the queue at once: their lease is cleared and they
 /// are due now, so any worker (another replica, or this one after a restart) takes them without
 /// waiting for the lease to run out. Only rows this worker still holds and that are still open
