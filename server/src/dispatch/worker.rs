@@ -300,7 +300,10 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
         if let Some(l) = inner.launcher.lock().expect("launcher lock").as_mut() {
             while l.tasks.try_join_next().is_some() {}
         }
-        let free = inner.global.available_permits().min(CLAIM_BATCH);
+        // The capacity is taken before the claim, not counted: deliveries leased at insert take
+        // permits too, at any moment, and the claim must not bring more than it can start.
+        let mut permits = take_permits(&inner, CLAIM_BATCH);
+        let free = permits.len();
         if free == 0 {
             tokio::select! {
                 _ = inner.capacity_freed.notified() => {}
@@ -327,6 +330,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 c
             }
             Err(e) => {
+                drop(permits);
                 reconcile = Some(now());
                 // While the database is away, look again less and less often (up to MAX_BACKOFF)
                 // rather than hammer it, and log each failure once.
@@ -340,6 +344,8 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             }
         };
         let claimed = claim.claimed;
+        // What the claim did not use goes back before anything waits.
+        permits.truncate(claimed.len());
         if claimed.is_empty() {
             idle(&inner, &shutdown, claim.throttled_until).await;
             continue;
@@ -364,6 +370,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             Err(e) => {
                 // Handed back, so they need not wait out the lease; if that fails too, the
                 // lease brings them back.
+                drop(permits);
                 let wait = backoff.next();
                 tracing::error!(error = %e, retry_in = ?wait, "cannot load destinations for claimed deliveries");
                 let ids: Vec<String> = claimed.iter().map(|c| c.delivery.id.clone()).collect();
@@ -383,11 +390,9 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
         let mut launcher = inner.launcher.lock().expect("launcher lock");
         let launcher = launcher.as_mut().expect("set while the loop runs");
         for c in claimed {
-            let permit = inner
-                .global
-                .clone()
-                .try_acquire_owned()
-                .expect("claims never exceed free capacity");
+            let permit = permits
+                .pop()
+                .expect("a claim never exceeds the permits taken");
             let target = targets.get(&c.delivery.destination_id).cloned();
             launch(&inner, launcher, c, target, permit);
         }
@@ -427,14 +432,8 @@ fn launch(
     });
 }
 
-/// Sets capacity aside for deliveries leased at insert: at most half the process's capacity, so
-/// that claims (retries, the queue's backlog, other replicas' work) always get their share. None
-/// while the dispatcher is not running, or has no capacity free.
-pub(super) fn reserve(inner: &Inner) -> Option<Reservation> {
-    if !inner.running.load(Ordering::Acquire) {
-        return None;
-    }
-    let most = (inner.config.max_in_flight as usize / 2).max(1);
+/// Up to `most` of the process's free request capacity, one permit a delivery.
+fn take_permits(inner: &Inner, most: usize) -> Vec<OwnedSemaphorePermit> {
     let mut permits = Vec::new();
     while permits.len() < most {
         match inner.global.clone().try_acquire_owned() {
@@ -442,6 +441,17 @@ pub(super) fn reserve(inner: &Inner) -> Option<Reservation> {
             Err(_) => break,
         }
     }
+    permits
+}
+
+/// Sets capacity aside for deliveries leased at insert: at most half the process's capacity, so
+/// that claims (retries, the queue's backlog, other replicas' work) always get their share. None
+/// while the dispatcher is not running, or has no capacity free.
+pub(super) fn reserve(inner: &Inner) -> Option<Reservation> {
+    if !inner.running.load(Ordering::Acquire) {
+        return None;
+    }
+    let permits = take_permits(inner, (inner.config.max_in_flight as usize / 2).max(1));
     if permits.is_empty() {
         return None;
     }
@@ -484,18 +494,23 @@ pub(super) async fn start_leased(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let targets: Option<HashMap<String, Arc<Destination>>> =
-        match destinations::get_many(inner.store.db(), inner.store.secrets(), &ids).await {
-            Ok(list) => Some(
-                list.into_iter()
-                    .map(|d| (d.id.clone(), Arc::new(d)))
-                    .collect(),
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot load destinations for deliveries leased at insert; handing them back");
-                None
-            }
-        };
+    let targets: Option<HashMap<String, Arc<Destination>>> = match destinations::get_many(
+        inner.store.db(),
+        inner.store.secrets(),
+        &ids,
+    )
+    .await
+    {
+        Ok(list) => Some(
+            list.into_iter()
+                .map(|d| (d.id.clone(), Arc::new(d)))
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load destinations for deliveries leased at insert; handing them back");
+            None
+        }
+    };
     let not_started: Vec<String> = {
         let mut launcher = inner.launcher.lock().expect("launcher lock");
         match (launcher.as_mut(), targets) {
