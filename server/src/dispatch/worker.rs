@@ -43,7 +43,13 @@ const QUEUE_WINDOWS: usize = 2;
 /// database beyond the grace, so a short outage at that moment does not cost re-sends.
 const FLUSH_MARGIN: Duration = Duration::from_secs(5);
 
-type RecordRequest = (Outcome, Option<oneshot::Sender<Option<Delivery>>>);
+/// A result for the recorder: the outcome, who waits for the delivery as written, and the
+/// capacity the attempt held, released only once the result is written.
+type RecordRequest = (
+    Outcome,
+    Option<oneshot::Sender<Option<Delivery>>>,
+    Option<OwnedSemaphorePermit>,
+);
 
 pub(super) struct Inner {
     pub store: Store,
@@ -219,7 +225,15 @@ impl Inner {
             .remove(id);
     }
 
-    fn record(&self, outcome: Outcome, reply: Option<oneshot::Sender<Option<Delivery>>>) {
+    /// Hands a result to the recorder. `permit` is the attempt's share of the process's capacity:
+    /// it is held until the result is written, so that while the database lags behind the
+    /// receivers no new work is started and unwritten results cannot pile up in memory.
+    fn record(
+        &self,
+        outcome: Outcome,
+        reply: Option<oneshot::Sender<Option<Delivery>>>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
         let sender = self.recorder.lock().expect("recorder lock").clone();
         match sender {
             Some(tx) => {
@@ -229,7 +243,9 @@ impl Inner {
                     .expect("tracked lock")
                     .recording
                     .insert(id.clone());
-                if let Err(mpsc::error::SendError((outcome, _))) = tx.send((outcome, reply)) {
+                if let Err(mpsc::error::SendError((outcome, _, _))) =
+                    tx.send((outcome, reply, permit))
+                {
                     self.tracked
                         .lock()
                         .expect("tracked lock")
@@ -685,7 +701,7 @@ async fn run_one(
     claimed: Claimed,
     target: Option<Arc<Destination>>,
     slot: Arc<Semaphore>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     shutdown: &CancellationToken,
 ) {
     let id = claimed.delivery.id.clone();
@@ -709,7 +725,7 @@ async fn run_one(
     };
     // Recorded first, then out of `sending`: the id is never in none of the sets while the
     // delivery is this process's (see `reconcile_leases`).
-    inner.record(outcome, None);
+    inner.record(outcome, None, Some(permit));
     inner.finish(&id);
 }
 
@@ -754,7 +770,7 @@ pub(super) async fn attempt_now(inner: &Inner, claimed: Claimed) -> Result<Deliv
         .insert(id.clone());
     let outcome = attempt(inner, &claimed, &target).await;
     let (tx, rx) = oneshot::channel();
-    inner.record(outcome, Some(tx));
+    inner.record(outcome, Some(tx), None);
     inner.finish(&id);
     match rx.await {
         Ok(Some(d)) => Ok(d),
@@ -928,7 +944,7 @@ async fn write_until_done(inner: &Inner, outcomes: &[Outcome]) -> deliveries::Re
 async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRequest>) {
     let mut batch: Vec<RecordRequest> = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let outcomes: Vec<Outcome> = batch.iter().map(|(o, _)| o.clone()).collect();
+        let outcomes: Vec<Outcome> = batch.iter().map(|(o, _, _)| o.clone()).collect();
         let written = write_until_done(&inner, &outcomes).await;
         {
             let mut tracked = inner.tracked.lock().expect("tracked lock");
@@ -966,7 +982,15 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
             .into_iter()
             .map(|d| (d.id.clone(), d))
             .collect();
-        for (outcome, reply) in batch.drain(..) {
+        // Written: their capacity is free for new work.
+        let mut released = 0;
+        for (_, _, permit) in batch.iter_mut() {
+            released += usize::from(permit.take().is_some());
+        }
+        if released > 0 {
+            inner.capacity_freed.notify_one();
+        }
+        for (outcome, reply, _) in batch.drain(..) {
             let delivery = updated.get(&outcome.delivery_id).cloned();
             if let Some(d) = &delivery {
                 let _ = inner.events.send(d.clone());
