@@ -147,6 +147,11 @@ impl Inner {
         }
     }
 
+    /// Free capacity worth a claim: waking the claim loop for less costs a query per delivery.
+    fn worth_a_claim(&self) -> usize {
+        (self.config.max_in_flight as usize / 4).clamp(1, CLAIM_BATCH)
+    }
+
     /// How many deliveries one destination may have in this process at once.
     fn queue_limit(&self) -> usize {
         self.config.max_in_flight_per_destination as usize * QUEUE_WINDOWS
@@ -198,9 +203,7 @@ impl Inner {
                 }
             }
         }
-        let free = self.global.available_permits();
-        let worth_a_claim = (self.config.max_in_flight as usize / 4).clamp(1, CLAIM_BATCH);
-        if unsaturated || free == worth_a_claim {
+        if unsaturated || self.global.available_permits() == self.worth_a_claim() {
             self.capacity_freed.notify_one();
         }
     }
@@ -982,12 +985,15 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
             .into_iter()
             .map(|d| (d.id.clone(), d))
             .collect();
-        // Written: their capacity is free for new work.
+        // Written: their capacity is free for new work. The claim loop is woken only if it may
+        // be waiting for capacity; a wake-up for every batch would cost a claim (a turn of the
+        // writer) per batch that finds its destinations still saturated.
+        let short = inner.global.available_permits() < inner.worth_a_claim();
         let mut released = 0;
         for (_, _, permit) in batch.iter_mut() {
             released += usize::from(permit.take().is_some());
         }
-        if released > 0 {
+        if short && released > 0 {
             inner.capacity_freed.notify_one();
         }
         for (outcome, reply, _) in batch.drain(..) {
