@@ -345,6 +345,24 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Alert>,
         .transpose()
 }
 
+/// The alerts with these ids that exist, in one query per 500 ids.
+pub async fn get_many(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<Alert>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        for m in alert::Entity::find()
+            .filter(alert::Column::Id.is_in(chunk.iter().cloned()))
+            .all(conn)
+            .await?
+        {
+            out.push(Alert::try_from(m)?);
+        }
+    }
+    Ok(out)
+}
+
 /// An alert's body alone: the exact bytes every delivery of it signs and sends.
 pub async fn body(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String>, StoreError> {
     Ok(alert::Entity::find_by_id(id.to_owned())
