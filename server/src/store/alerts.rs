@@ -373,13 +373,15 @@ pub async fn body(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String
         .await?)
 }
 
-/// Newest first. The cursor is `<received_at>|<id>`.
+/// Newest first. The cursor is `<received_at>|<id>`. `with_total`: whether the page needs
+/// `total_count` (0 when not), a count over every matching alert.
 pub async fn list(
     conn: &impl ConnectionTrait,
     first: u64,
     after: Option<&str>,
     severity: Option<Severity>,
     since: Option<DateTime<Utc>>,
+    with_total: bool,
 ) -> Result<Page<Alert>, StoreError> {
     let mut cond = Condition::all();
     if let Some(s) = severity {
@@ -388,10 +390,14 @@ pub async fn list(
     if let Some(t) = since {
         cond = cond.add(alert::Column::ReceivedAt.gte(t));
     }
-    let total_count = alert::Entity::find()
-        .filter(cond.clone())
-        .count(conn)
-        .await?;
+    let total_count = if with_total {
+        alert::Entity::find()
+            .filter(cond.clone())
+            .count(conn)
+            .await?
+    } else {
+        0
+    };
     if let Some((t, id)) = after.and_then(parse_cursor) {
         cond = cond.add(
             Condition::any().add(alert::Column::ReceivedAt.lt(t)).add(
