@@ -95,6 +95,12 @@ pub async fn serve(
             })
         },
     );
+    // PostgreSQL's delivery counts are appended as deltas; this folds them so totals stay cheap.
+    let counts = crate::store::counts::spawn_compactor(
+        store.db().clone(),
+        crate::store::counts::COMPACT_EVERY,
+        stop.clone(),
+    );
     let app = router(AppState {
         store,
         schema,
@@ -131,5 +137,6 @@ pub async fn serve(
     stop.cancel();
     let _ = worker.await;
     let _ = pruner.await;
+    let _ = counts.await;
     served
 }

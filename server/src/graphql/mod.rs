@@ -4,6 +4,7 @@
 mod errors;
 mod guards;
 pub mod limits;
+mod loaders;
 mod mutation;
 mod query;
 mod subscription;
@@ -29,6 +30,7 @@ pub fn build_schema(store: Store, dispatcher: Dispatcher, ingest: Ingest) -> Her
         MutationRoot::default(),
         SubscriptionRoot,
     )
+    .data(loaders::batch_loader(store.clone()))
     .data(store)
     .data(dispatcher)
     .data(ingest)

@@ -471,6 +471,24 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Alert>,
         .transpose()
 }
 
+/// The alerts with these ids that exist, in one query per 500 ids.
+pub async fn get_many(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<Alert>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        for m in alert::Entity::find()
+            .filter(alert::Column::Id.is_in(chunk.iter().cloned()))
+            .all(conn)
+            .await?
+        {
+            out.push(Alert::try_from(m)?);
+        }
+    }
+    Ok(out)
+}
+
 /// An alert's body alone: the exact bytes every delivery of it signs and sends.
 pub async fn body(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String>, StoreError> {
     Ok(alert::Entity::find_by_id(id.to_owned())
@@ -481,13 +499,15 @@ pub async fn body(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String
         .await?)
 }
 
-/// Newest first. The cursor is `<received_at>|<id>`.
+/// Newest first. The cursor is `<received_at>|<id>`. `with_total`: whether the page needs
+/// `total_count` (0 when not), a count over every matching alert.
 pub async fn list(
     conn: &impl ConnectionTrait,
     first: u64,
     after: Option<&str>,
     severity: Option<Severity>,
     since: Option<DateTime<Utc>>,
+    with_total: bool,
 ) -> Result<Page<Alert>, StoreError> {
     let mut cond = Condition::all();
     if let Some(s) = severity {
@@ -496,10 +516,14 @@ pub async fn list(
     if let Some(t) = since {
         cond = cond.add(alert::Column::ReceivedAt.gte(t));
     }
-    let total_count = alert::Entity::find()
-        .filter(cond.clone())
-        .count(conn)
-        .await?;
+    let total_count = if with_total {
+        alert::Entity::find()
+            .filter(cond.clone())
+            .count(conn)
+            .await?
+    } else {
+        0
+    };
     if let Some((t, id)) = after.and_then(parse_cursor) {
         cond = cond.add(
             Condition::any().add(alert::Column::ReceivedAt.lt(t)).add(

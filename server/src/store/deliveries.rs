@@ -257,12 +257,14 @@ pub struct DeliveryFilter {
     pub state: Option<DeliveryState>,
 }
 
-/// Newest first; the cursor is a delivery id (ids sort by creation time).
+/// Newest first; the cursor is a delivery id (ids sort by creation time). `with_total`: whether
+/// the page needs `total_count` (0 when not): a client that does not ask for it pays nothing.
 pub async fn list(
     conn: &impl ConnectionTrait,
     filter: &DeliveryFilter,
     first: u64,
     after: Option<&str>,
+    with_total: bool,
 ) -> Result<Page<Delivery>, StoreError> {
     let mut cond = Condition::all();
     if let Some(d) = &filter.destination_id {
@@ -274,10 +276,18 @@ pub async fn list(
     if let Some(s) = filter.state {
         cond = cond.add(delivery::Column::State.eq(s.as_str()));
     }
-    let total_count = delivery::Entity::find()
-        .filter(cond.clone())
-        .count(conn)
-        .await?;
+    let total_count = if !with_total {
+        0
+    } else if let Some(n) = super::counts::total(conn, filter).await? {
+        // From the maintained counts: a few rows instead of up to every delivery.
+        n
+    } else {
+        // Filtered by alert: a handful of rows through `deliveries_alert`.
+        delivery::Entity::find()
+            .filter(cond.clone())
+            .count(conn)
+            .await?
+    };
     if let Some(after) = after {
         cond = cond.add(delivery::Column::Id.lt(after));
     }
@@ -290,31 +300,16 @@ pub async fn list(
     Page::from_rows(rows, first, total_count)
 }
 
-/// How many deliveries of a destination are in each state.
+/// How many deliveries of a destination are in each state (from the maintained counts).
 pub async fn counts_by_state(
     conn: &impl ConnectionTrait,
     destination_id: &str,
 ) -> Result<Vec<(DeliveryState, u64)>, StoreError> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        state: String,
-        n: i64,
-    }
-    let rows = Row::find_by_statement(Statement::from_sql_and_values(
-        conn.get_database_backend(),
-        "SELECT state, COUNT(*) AS n FROM deliveries WHERE destination_id = $1 GROUP BY state",
-        [destination_id.into()],
-    ))
-    .all(conn)
-    .await?;
-    let mut out: Vec<(DeliveryState, u64)> = DeliveryState::ALL.iter().map(|s| (*s, 0)).collect();
-    for r in rows {
-        let state = DeliveryState::parse(&r.state)?;
-        if let Some(slot) = out.iter_mut().find(|(s, _)| *s == state) {
-            slot.1 = r.n as u64;
-        }
-    }
-    Ok(out)
+    let id = destination_id.to_owned();
+    Ok(super::counts::by_state(conn, std::slice::from_ref(&id))
+        .await?
+        .remove(&id)
+        .unwrap_or_default())
 }
 
 /// Up to this many destinations are named in a claim; past it the claim excludes instead.
@@ -1180,5 +1175,50 @@ pub async fn resend_alert(
         super::notify::queue(&txn, origin).await?;
     }
     txn.commit().await?;
+    Ok(out)
+}
+
+/// The attempts of each of these deliveries, oldest first, in one query per 500 ids: a page of
+/// deliveries reads its attempts together instead of one query a row. Deliveries without
+/// attempts are absent from the map.
+pub async fn attempts_of_many(
+    conn: &impl ConnectionTrait,
+    delivery_ids: &[String],
+) -> Result<HashMap<String, Vec<Attempt>>, StoreError> {
+    let mut out: HashMap<String, Vec<Attempt>> = HashMap::new();
+    for chunk in delivery_ids.chunks(INSERT_CHUNK) {
+        for m in delivery_attempt::Entity::find()
+            .filter(delivery_attempt::Column::DeliveryId.is_in(chunk.iter().cloned()))
+            .order_by_asc(delivery_attempt::Column::DeliveryId)
+            .order_by_asc(delivery_attempt::Column::Number)
+            .all(conn)
+            .await?
+        {
+            out.entry(m.delivery_id.clone())
+                .or_default()
+                .push(Attempt::from(m));
+        }
+    }
+    Ok(out)
+}
+
+/// Every delivery of each of these alerts, oldest first, in one query per 500 alerts. Alerts
+/// without deliveries are absent from the map.
+pub async fn for_alerts(
+    conn: &impl ConnectionTrait,
+    alert_ids: &[String],
+) -> Result<HashMap<String, Vec<Delivery>>, StoreError> {
+    let mut out: HashMap<String, Vec<Delivery>> = HashMap::new();
+    for chunk in alert_ids.chunks(INSERT_CHUNK) {
+        for m in delivery::Entity::find()
+            .filter(delivery::Column::AlertId.is_in(chunk.iter().cloned()))
+            .order_by_asc(delivery::Column::Id)
+            .all(conn)
+            .await?
+        {
+            let d = Delivery::try_from(m)?;
+            out.entry(d.alert_id.clone()).or_default().push(d);
+        }
+    }
     Ok(out)
 }

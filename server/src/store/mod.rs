@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod backup;
+pub mod counts;
 pub mod deliveries;
 pub mod destinations;
 pub mod entities;

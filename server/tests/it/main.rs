@@ -6,6 +6,7 @@ mod attempt_request;
 mod audit;
 mod auth;
 mod auto_disable;
+mod batched_reads;
 mod delivery;
 mod destinations;
 mod egress;

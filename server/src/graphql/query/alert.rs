@@ -34,6 +34,8 @@ impl AlertQuery {
             args.after.as_deref(),
             severity.map(Into::into),
             since.map(|t| t.0),
+            // Counting every alert is a scan: only when the client asked for totalCount.
+            ctx.look_ahead().field("totalCount").exists(),
         )
         .await?;
         Ok(connection(page, &args, alerts::cursor, Alert::from))

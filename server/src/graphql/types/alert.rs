@@ -2,8 +2,9 @@ use async_graphql::{ComplexObject, Context, ID, InputObject, Json, SimpleObject}
 
 use super::{AlertTypeGql, DateTime, Delivery, SeverityGql};
 use crate::graphql::errors::ApiResult;
+use crate::graphql::loaders::{BatchLoader, DeliveriesOf};
 use crate::ingest::AlertDraft;
-use crate::store::{Store, alerts, deliveries};
+use crate::store::alerts;
 
 /// An alert Herald accepted.
 #[derive(SimpleObject)]
@@ -47,9 +48,11 @@ impl Alert {
     // deliveries weighs what it reads.
     #[graphql(complexity = "crate::graphql::limits::list_cost(10, child_complexity)")]
     async fn deliveries(&self, ctx: &Context<'_>) -> ApiResult<Vec<Delivery>> {
-        let store = ctx.data_unchecked::<Store>();
-        Ok(deliveries::for_alert(store.db(), &self.id)
+        Ok(ctx
+            .data_unchecked::<BatchLoader>()
+            .load_one(DeliveriesOf(self.id.0.clone()))
             .await?
+            .unwrap_or_default()
             .into_iter()
             .map(Delivery)
             .collect())

@@ -3,8 +3,8 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use super::{Alert, DateTime, Destination};
 use crate::graphql::ApiError;
 use crate::graphql::errors::ApiResult;
+use crate::graphql::loaders::{AlertById, AttemptsOf, BatchLoader, DestinationById};
 use crate::store::deliveries::{self, DeliveryState};
-use crate::store::{Store, alerts, destinations};
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(
@@ -38,8 +38,8 @@ impl Delivery {
     }
 
     async fn alert(&self, ctx: &Context<'_>) -> ApiResult<Alert> {
-        let store = ctx.data_unchecked::<Store>();
-        alerts::get(store.db(), &self.0.alert_id)
+        ctx.data_unchecked::<BatchLoader>()
+            .load_one(AlertById(self.0.alert_id.clone()))
             .await?
             .map(Alert::from)
             .ok_or(ApiError::NotFound {
@@ -54,12 +54,11 @@ impl Delivery {
 
     /// Null once the destination is deleted; `label` keeps its name.
     async fn destination(&self, ctx: &Context<'_>) -> ApiResult<Option<Destination>> {
-        let store = ctx.data_unchecked::<Store>();
-        Ok(
-            destinations::get(store.db(), store.secrets(), &self.0.destination_id)
-                .await?
-                .map(Destination),
-        )
+        Ok(ctx
+            .data_unchecked::<BatchLoader>()
+            .load_one(DestinationById(self.0.destination_id.clone()))
+            .await?
+            .map(Destination))
     }
 
     /// The destination's display name when the delivery was made.
@@ -97,9 +96,10 @@ impl Delivery {
 
     /// The exact bytes that were signed and sent: the same on every attempt and re-send.
     async fn request_body(&self, ctx: &Context<'_>) -> ApiResult<String> {
-        let store = ctx.data_unchecked::<Store>();
-        alerts::body(store.db(), &self.0.alert_id)
+        ctx.data_unchecked::<BatchLoader>()
+            .load_one(AlertById(self.0.alert_id.clone()))
             .await?
+            .map(|a| a.body)
             .ok_or(ApiError::NotFound {
                 kind: "alert",
                 id: self.0.alert_id.clone(),
@@ -108,9 +108,11 @@ impl Delivery {
 
     #[graphql(complexity = "crate::graphql::limits::list_cost(11, child_complexity)")]
     async fn attempts(&self, ctx: &Context<'_>) -> ApiResult<Vec<DeliveryAttempt>> {
-        let store = ctx.data_unchecked::<Store>();
-        Ok(deliveries::attempts(store.db(), &self.0.id)
+        Ok(ctx
+            .data_unchecked::<BatchLoader>()
+            .load_one(AttemptsOf(self.0.id.clone()))
             .await?
+            .unwrap_or_default()
             .into_iter()
             .map(DeliveryAttempt::from)
             .collect())

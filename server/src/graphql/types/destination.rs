@@ -8,6 +8,7 @@ use super::{
 };
 use crate::graphql::Principal;
 use crate::graphql::errors::ApiResult;
+use crate::graphql::loaders::{BatchLoader, CountsOf};
 use crate::store::Store;
 use crate::store::deliveries::{self, DeliveryFilter};
 use crate::store::destinations::{self, CustomHeader as StoredHeader};
@@ -136,9 +137,11 @@ impl Destination {
 
     /// How many of its deliveries are in each state: what is failing, at a glance.
     async fn delivery_counts(&self, ctx: &Context<'_>) -> ApiResult<DeliveryCounts> {
-        let store = ctx.data_unchecked::<Store>();
-        Ok(deliveries::counts_by_state(store.db(), &self.0.id)
+        Ok(ctx
+            .data_unchecked::<BatchLoader>()
+            .load_one(CountsOf(self.0.id.clone()))
             .await?
+            .unwrap_or_default()
             .into())
     }
 }
@@ -152,7 +155,16 @@ pub async fn delivery_connection(
 ) -> ApiResult<Connection<String, Delivery, TotalCount>> {
     let args = ConnectionArgs::new(first, after)?;
     let store = ctx.data_unchecked::<Store>();
-    let page = deliveries::list(store.db(), filter, args.first, args.after.as_deref()).await?;
+    // totalCount only when the client asked for it (directly or through a fragment).
+    let with_total = ctx.look_ahead().field("totalCount").exists();
+    let page = deliveries::list(
+        store.db(),
+        filter,
+        args.first,
+        args.after.as_deref(),
+        with_total,
+    )
+    .await?;
     Ok(connection(page, &args, |d| d.id.clone(), Delivery))
 }
 

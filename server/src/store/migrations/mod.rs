@@ -10,6 +10,7 @@ mod m0004_attempt_requests;
 mod m0005_rate_limit;
 mod m0006_auto_disable;
 mod m0007_retention_index;
+mod m0008_delivery_counts;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_rate_limit::Migration),
             Box::new(m0006_auto_disable::Migration),
             Box::new(m0007_retention_index::Migration),
+            Box::new(m0008_delivery_counts::Migration),
         ]
     }
 }

@@ -45,6 +45,9 @@ enum ScenarioName {
     Latency,
     RetryStorm,
     LargeDb,
+    /// large-db's seeding and its four queries without the throughput load: for iterating on
+    /// the queries (with `--large-db-pause` to EXPLAIN against the seeded database).
+    LargeDbQueries,
     All,
 }
 
@@ -100,6 +103,11 @@ struct Args {
     /// Calls per large-db query.
     #[arg(long, default_value_t = 200)]
     query_samples: usize,
+
+    /// After the large-db queries, print the database's URL and the server's API token and keep
+    /// both running this long (e.g. 10m), to EXPLAIN or profile against the seeded database.
+    #[arg(long, value_parser = parse_duration)]
+    large_db_pause: Option<Duration>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -137,6 +145,7 @@ impl Args {
                 large_db_deliveries: self.large_db_deliveries.min(2_000),
                 large_db_destinations: self.large_db_destinations.min(20),
                 query_samples: self.query_samples.min(5),
+                large_db_pause: None,
             };
         }
         let throughput = self.duration.unwrap_or(secs(15));
@@ -152,6 +161,7 @@ impl Args {
             large_db_deliveries: self.large_db_deliveries,
             large_db_destinations: self.large_db_destinations,
             query_samples: self.query_samples,
+            large_db_pause: self.large_db_pause,
         }
     }
 
@@ -272,9 +282,10 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        if args.wants(ScenarioName::LargeDb) {
+        let with_load = args.wants(ScenarioName::LargeDb);
+        if with_load || args.wants(ScenarioName::LargeDbQueries) {
             progress("large-db", db);
-            match scenario::large_db(&ctx, backend).await {
+            match scenario::large_db(&ctx, backend, with_load).await {
                 Ok(r) => rows.extend(r),
                 Err(e) => rows.push(failed("large-db", db, &e)),
             }

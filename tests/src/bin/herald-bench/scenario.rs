@@ -29,6 +29,7 @@ pub struct Settings {
     pub large_db_deliveries: u64,
     pub large_db_destinations: u32,
     pub query_samples: usize,
+    pub large_db_pause: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -449,8 +450,12 @@ async fn time_queries(
 }
 
 /// `large-db`: a million deliveries and a thousand destinations stored, then the four queries and
-/// the `single` throughput.
-pub async fn large_db(ctx: &Ctx<'_>, backend: Backend) -> anyhow::Result<Vec<Row>> {
+/// (`with_load`) the `single` throughput.
+pub async fn large_db(
+    ctx: &Ctx<'_>,
+    backend: Backend,
+    with_load: bool,
+) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     let db = ctx.database(backend, dir.path())?;
     let receiver = Receiver::start(ctx.bins, Some("/fail"))?;
@@ -467,6 +472,21 @@ pub async fn large_db(ctx: &Ctx<'_>, backend: Backend) -> anyhow::Result<Vec<Row
     let seed_secs = started.elapsed().as_secs_f64();
     let herald = Herald::serve(ctx.bins, &db.url(), dir.path(), &[], &seeded.token).await?;
     let mut rows = time_queries(ctx, &herald, &seeded, backend).await?;
+    if let Some(pause) = ctx.settings.large_db_pause {
+        eprintln!(
+            "herald-bench: pausing {:.0}s; database {}, GraphQL at {} (token {}), failing destination {}, an alert {}",
+            pause.as_secs_f64(),
+            db.url(),
+            herald.gql.endpoint,
+            seeded.token,
+            seeded.failing_destination,
+            seeded.alert_id(0),
+        );
+        tokio::time::sleep(pause).await;
+    }
+    if !with_load {
+        return Ok(rows);
+    }
     let watched = ctx.watched(&herald, &receiver, backend);
     let gql = herald.gql.clone();
     receiver.reset().await?;
