@@ -1,10 +1,19 @@
 //! AutoMTLS: Terraform hands the plugin its client certificate and trusts exactly the server
 //! certificate the plugin prints in the handshake.
+//!
+//! Two crypto libraries, each for what it does best here. aws-lc-rs only checks the client's
+//! handshake signature (P-521/SHA-512, which ring lacks); verifying needs no randomness. ring makes
+//! the server key, signs the certificate and runs the handshake. aws-lc's random generator seeds
+//! itself from CPU jitter the first time it is used, which cost 35-50 ms of CPU at every start-up
+//! (`perf record` of a start: 90 % of the samples in `jent_*`), and Terraform starts the provider
+//! three or four times per command, one after another; ring's generator reads the OS's.
 
 use std::sync::Arc;
 
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{WebPkiSupportedAlgorithms, aws_lc_rs};
+use rustls::crypto::{WebPkiSupportedAlgorithms, aws_lc_rs, ring as ring_provider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -18,6 +27,8 @@ pub enum TlsError {
     ClientCert(String),
     #[error("generating the server certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("generating the server key: {0}")]
+    Key(String),
     #[error("building the TLS configuration: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -34,7 +45,7 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, TlsError> {
         .map_err(|e| TlsError::ClientCert(e.to_string()))?;
     // Terraform dials "localhost" and checks serverAuth; a self-signed leaf is all it needs
     // because it trusts this exact certificate.
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let key = ServerKey::generate()?;
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?;
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![
@@ -46,23 +57,64 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, TlsError> {
         .push(rcgen::DnType::CommonName, "localhost");
     let cert = params.self_signed(&key)?;
     let server_cert_der = cert.der().clone();
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8));
 
-    let provider = Arc::new(aws_lc_rs::default_provider());
     let verifier = PinnedClientCert {
         pinned: client_cert,
-        algorithms: provider.signature_verification_algorithms,
+        algorithms: aws_lc_rs::default_provider().signature_verification_algorithms,
     };
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(vec![server_cert_der.clone()], key_der)?;
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(ring_provider::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(vec![server_cert_der.clone()], key_der)?;
     // grpc-go from 1.67 on refuses TLS servers that do not negotiate h2.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(AutoMtls {
         config: Arc::new(config),
         server_cert_der,
     })
+}
+
+/// The server's throwaway P-256 key, made and used by ring (see the module's comment), in the form
+/// rcgen signs the certificate with.
+struct ServerKey {
+    pair: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+    rng: SystemRandom,
+}
+
+impl ServerKey {
+    fn generate() -> Result<Self, TlsError> {
+        let rng = SystemRandom::new();
+        let alg = &ECDSA_P256_SHA256_ASN1_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng)
+            .map_err(|e| TlsError::Key(e.to_string()))?
+            .as_ref()
+            .to_vec();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, &pkcs8, &rng)
+            .map_err(|e| TlsError::Key(e.to_string()))?;
+        Ok(ServerKey { pair, pkcs8, rng })
+    }
+}
+
+impl rcgen::PublicKeyData for ServerKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for ServerKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair
+            .sign(&self.rng, msg)
+            .map(|sig| sig.as_ref().to_vec())
+            .map_err(|_| rcgen::Error::RemoteKeyError)
+    }
 }
 
 /// Accepts exactly one client certificate, byte for byte.

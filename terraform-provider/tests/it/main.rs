@@ -2,7 +2,6 @@
 //! `herald serve` on an ephemeral port, all offline.
 
 mod auto_disable;
-mod bench;
 mod docs;
 mod examples;
 mod gitops;

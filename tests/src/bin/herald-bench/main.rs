@@ -4,7 +4,7 @@
 //! own process, and this process as the load generator; CPU is read per process from /proc, so the
 //! table says which of the three was the bottleneck.
 //!
-//! cargo build --release -p herald-server -p herald-testkit --bins
+//! cargo build --release -p herald-server -p herald-testkit -p terraform-provider-herald --bins
 //! target/release/herald-bench                       # everything, both databases
 //! target/release/herald-bench --db sqlite --scenario single,latency --duration 10s
 //! cargo run -p herald-testkit --bin herald-bench -- --smoke   # seconds; asserts it runs, not speed
@@ -17,6 +17,7 @@ mod report;
 mod scenario;
 mod seed;
 mod server;
+mod terraform;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ enum ScenarioName {
     /// large-db's seeding and its four queries without the throughput load: for iterating on
     /// the queries (with `--large-db-pause` to EXPLAIN against the seeded database).
     LargeDbQueries,
+    /// `terraform apply`/`destroy`/`plan` with the provider next to `terraform_data`.
+    Terraform,
     All,
 }
 
@@ -108,6 +111,18 @@ struct Args {
     /// both running this long (e.g. 10m), to EXPLAIN or profile against the seeded database.
     #[arg(long, value_parser = parse_duration)]
     large_db_pause: Option<Duration>,
+
+    /// Resources per `terraform apply` and `destroy` in the terraform scenario.
+    #[arg(long, default_value_t = 100)]
+    tf_apply: usize,
+
+    /// Destinations under the terraform scenario's no-change `terraform plan`.
+    #[arg(long, default_value_t = 1_000)]
+    tf_plan: usize,
+
+    /// Runs of each Terraform command; the table shows the median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    tf_repeat: u32,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -165,6 +180,21 @@ impl Args {
         }
     }
 
+    fn terraform_sizes(&self) -> terraform::Sizes {
+        if self.smoke {
+            return terraform::Sizes {
+                apply: self.tf_apply.min(3),
+                plan: self.tf_plan.min(5),
+                repeat: 1,
+            };
+        }
+        terraform::Sizes {
+            apply: self.tf_apply,
+            plan: self.tf_plan,
+            repeat: self.tf_repeat as usize,
+        }
+    }
+
     fn wants(&self, s: ScenarioName) -> bool {
         self.scenario.contains(&ScenarioName::All) || self.scenario.contains(&s)
     }
@@ -215,6 +245,16 @@ async fn main() -> anyhow::Result<()> {
             "herald-bench: this is a debug build; figures for BENCHMARKS.md come from --release builds"
         );
     }
+    // A missing provider binary fails the terraform rows, not the run: the other scenarios
+    // still measure.
+    let (tf_tools, tf_missing) = if args.wants(ScenarioName::Terraform) {
+        match terraform::Tools::find() {
+            Ok(tools) => (tools, None),
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
     let started = Instant::now();
     // One durable cluster for the run; each scenario takes a new database in it.
     let pg = if backends.contains(&Backend::Postgres) {
@@ -228,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
         settings: &settings,
     };
     let mut rows: Vec<Row> = Vec::new();
+    let mut tf_rows: Vec<terraform::TfRow> = Vec::new();
     let progress = |what: &str, db: &str| {
         eprintln!(
             "herald-bench: [{:>4.0}s] {what} on {db}",
@@ -290,10 +331,25 @@ async fn main() -> anyhow::Result<()> {
                 Err(e) => rows.push(failed("large-db", db, &e)),
             }
         }
+        if let Some(e) = &tf_missing {
+            tf_rows.push(terraform::TfRow::failed(db, e));
+        }
+        if let Some(tools) = &tf_tools {
+            progress("terraform", db);
+            match terraform::run(&ctx, tools, backend, &args.terraform_sizes()).await {
+                Ok(r) => tf_rows.extend(r),
+                Err(e) => tf_rows.push(terraform::TfRow::failed(db, &e)),
+            }
+        }
     }
     report::evaluate(&mut rows);
 
-    println!("\n{}", report::markdown(&rows));
+    if !rows.is_empty() {
+        println!("\n{}", report::markdown(&rows));
+    }
+    if !tf_rows.is_empty() {
+        println!("\n{}", terraform::markdown(&tf_rows, tf_tools.as_ref()));
+    }
     println!(
         "Settings: {}s per throughput scenario, {}s at {} alerts/s for the steady ones, {} connections, drain timeout {}s; whole run {:.0}s.",
         settings.throughput_duration.as_secs_f64(),
@@ -308,6 +364,7 @@ async fn main() -> anyhow::Result<()> {
             "machine": machine(),
             "settings": settings,
             "rows": rows,
+            "terraform": tf_rows,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)?;
     }
@@ -315,7 +372,7 @@ async fn main() -> anyhow::Result<()> {
     // The suite must run and report: a scenario that could not run fails the command, and in the
     // smoke run so does any failed call or a scenario that measured nothing; a missed target
     // never does (under overload, failed calls are a finding, reported in the row's notes).
-    let broken: Vec<String> = rows
+    let mut broken: Vec<String> = rows
         .iter()
         .filter_map(|r| {
             if let Some(f) = &r.failure {
@@ -332,6 +389,11 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .collect();
+    broken.extend(
+        tf_rows
+            .iter()
+            .filter_map(|r| Some(format!("terraform on {}: {}", r.db, r.failure.as_ref()?))),
+    );
     if !broken.is_empty() {
         bail!(
             "the benchmark did not run cleanly:\n  {}",

@@ -54,7 +54,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn database(&self, backend: Backend, dir: &Path) -> anyhow::Result<Db<'a>> {
+    pub fn database(&self, backend: Backend, dir: &Path) -> anyhow::Result<Db<'a>> {
         Ok(match backend {
             Backend::Sqlite => Db::Sqlite(dir.join("bench.db")),
             Backend::Postgres => {
