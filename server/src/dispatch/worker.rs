@@ -30,6 +30,10 @@ use crate::telemetry::{self, Metrics};
 const CLAIM_BATCH: usize = 256;
 /// Results written per transaction, at most.
 const RECORD_BATCH: usize = 512;
+/// A batch of results smaller than this waits up to RECORD_LINGER for more before it is written.
+/// The attempts are done; only their rows wait (and the capacity they hold).
+const RECORD_LINGER_BELOW: usize = 64;
+const RECORD_LINGER: Duration = Duration::from_millis(2);
 /// The longest pause between two tries of a claim, or of writing results, while the database fails.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Tries of a batch of results that fails for a reason other than an unreachable database (a
@@ -150,6 +154,16 @@ impl Inner {
     /// Free capacity worth a claim: waking the claim loop for less costs a query per delivery.
     fn worth_a_claim(&self) -> usize {
         (self.config.max_in_flight as usize / 4).clamp(1, CLAIM_BATCH)
+    }
+
+    /// The deliveries this process holds (waiting or sending), by destination.
+    fn held(&self) -> HashMap<String, usize> {
+        self.per_destination
+            .lock()
+            .expect("slots lock")
+            .iter()
+            .map(|(d, s)| (d.clone(), s.claimed))
+            .collect()
     }
 
     /// How many deliveries one destination may have in this process at once.
@@ -338,7 +352,8 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             inner.store.writer(),
             &inner.worker_id,
             free,
-            inner.config.max_in_flight_per_destination as usize,
+            inner.queue_limit(),
+            &inner.held(),
             inner.config.lease,
             &skip,
         )
@@ -474,13 +489,7 @@ pub(super) fn reserve(inner: &Inner) -> Option<Reservation> {
     if permits.is_empty() {
         return None;
     }
-    let held = inner
-        .per_destination
-        .lock()
-        .expect("slots lock")
-        .iter()
-        .map(|(d, s)| (d.clone(), s.claimed))
-        .collect();
+    let held = inner.held();
     Some(Reservation {
         lease: DirectLease {
             worker: inner.worker_id.clone(),
@@ -947,6 +956,14 @@ async fn write_until_done(inner: &Inner, outcomes: &[Outcome]) -> deliveries::Re
 async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRequest>) {
     let mut batch: Vec<RecordRequest> = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        if batch.len() < RECORD_LINGER_BELOW {
+            // A few results: wait a moment for more, so that each commit carries many. On SQLite
+            // a commit's cost is mostly per transaction (the WAL frames of every page touched,
+            // the checkpoint that copies them back), and under a steady stream of results a
+            // recorder that writes whatever is there settles into commits of a few rows each.
+            let room = RECORD_BATCH - batch.len();
+            let _ = tokio::time::timeout(RECORD_LINGER, rx.recv_many(&mut batch, room)).await;
+        }
         let outcomes: Vec<Outcome> = batch.iter().map(|(o, _, _)| o.clone()).collect();
         let written = write_until_done(&inner, &outcomes).await;
         {

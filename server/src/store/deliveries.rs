@@ -340,6 +340,7 @@ struct Eligible {
 }
 
 /// Claims up to `limit` due deliveries for `worker`, at most `per_destination` of them for any one
+/// destination counting the `held` ones the worker already has for it,
 /// destination, skipping destinations in `skip_destinations` (those already at their in-flight
 /// bound) and disabled destinations, whose deliveries wait.
 ///
@@ -358,9 +359,11 @@ pub async fn claim_due(
     worker: &str,
     limit: usize,
     per_destination: usize,
+    held: &HashMap<String, usize>,
     lease: Duration,
     skip_destinations: &[String],
 ) -> Result<Claim, StoreError> {
+    let room = |id: &str| per_destination.saturating_sub(held.get(id).copied().unwrap_or(0));
     let backend = db.get_database_backend();
     let at = now();
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
@@ -409,7 +412,7 @@ pub async fn claim_due(
         }
         eligible.push(Eligible {
             id: id.clone(),
-            cap: budget.min(per_destination),
+            cap: budget.min(room(&id)),
         });
         buckets.insert(id, (bucket, available));
     }
@@ -420,10 +423,15 @@ pub async fn claim_due(
         .collect();
     let list_unlimited = limited_arms + unlimited.len() <= MAX_CLAIM_LIST;
     if list_unlimited {
-        eligible.extend(unlimited.iter().map(|id| Eligible {
-            id: id.clone(),
-            cap: per_destination,
-        }));
+        eligible.extend(
+            unlimited
+                .iter()
+                .map(|id| Eligible {
+                    id: id.clone(),
+                    cap: room(id),
+                })
+                .filter(|e| e.cap > 0),
+        );
     }
     if eligible.is_empty() && (list_unlimited || unlimited.is_empty()) {
         txn.commit().await?;

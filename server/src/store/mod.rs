@@ -39,8 +39,8 @@ pub use secrets::{SecretError, Secrets};
 pub const DATABASE_WAIT: Duration = Duration::from_secs(5);
 
 /// SQLite page cache of the writer connection and of each reader connection, in KiB.
-const WRITER_CACHE_KIB: u32 = 16 * 1024;
-const READER_CACHE_KIB: u32 = 2 * 1024;
+const WRITER_CACHE_KIB: u32 = 8 * 1024;
+const READER_CACHE_KIB: u32 = 1024;
 
 /// A handle on the database and the keys that open its secrets; cheap to clone.
 ///
