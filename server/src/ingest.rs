@@ -10,9 +10,10 @@ pub use herald_domain::alert::{
     AlertDraft, AlertInputError, MAX_CONTEXT_BYTES, MAX_DYNAMIC_DESTINATIONS,
 };
 
-use crate::dispatch::Dispatcher;
 use crate::dispatch::routing::RoutingRequest;
+use crate::dispatch::{Dispatcher, Reservation};
 use crate::store::alerts::{self, Accepted, IncomingAlert};
+use crate::store::deliveries::Claimed;
 use crate::store::{Store, StoreError, ids};
 use crate::telemetry::{AlertSource, Metrics};
 
@@ -70,7 +71,9 @@ impl Ingest {
     pub fn start(store: Store, dispatcher: Dispatcher) -> Self {
         let (tx, rx) = mpsc::channel(10_000);
         let metrics = dispatcher.metrics().clone();
-        tokio::spawn(group_commit(store, dispatcher, rx));
+        let (starts, to_start) = mpsc::unbounded_channel();
+        tokio::spawn(start_leased(dispatcher.clone(), to_start));
+        tokio::spawn(group_commit(store, dispatcher, rx, starts));
         Ingest { tx, metrics }
     }
 
@@ -92,10 +95,24 @@ impl Ingest {
     }
 }
 
+/// Deliveries leased at insert, with the capacity set aside for them, on their way to the
+/// dispatcher.
+type Leased = (Reservation, Vec<Claimed>);
+
+/// Starts the leased deliveries group by group, in commit order (so a destination's deliveries
+/// start in the order they were stored), on a task of its own: reading their destinations is a
+/// round trip the next group's commit need not wait for.
+async fn start_leased(dispatcher: Dispatcher, mut rx: mpsc::UnboundedReceiver<Leased>) {
+    while let Some((reservation, leased)) = rx.recv().await {
+        dispatcher.start_leased(reservation, leased).await;
+    }
+}
+
 async fn group_commit(
     store: Store,
     dispatcher: Dispatcher,
     mut rx: mpsc::Receiver<(Vec<IncomingAlert>, Reply)>,
+    starts: mpsc::UnboundedSender<Leased>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
@@ -131,8 +148,12 @@ async fn group_commit(
                 for ((_, reply), n) in group.into_iter().zip(counts) {
                     let _ = reply.send(Ok(results.by_ref().take(n).collect()));
                 }
-                if let Some(reservation) = reservation {
-                    dispatcher.start_leased(reservation, accepted.leased).await;
+                if let Some(reservation) = reservation
+                    && let Err(mpsc::error::SendError((reservation, leased))) =
+                        starts.send((reservation, accepted.leased))
+                {
+                    // The starter is gone only if it panicked; the dispatcher hands them back.
+                    dispatcher.start_leased(reservation, leased).await;
                 }
             }
             Err(e) => {
