@@ -384,23 +384,8 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             idle(&inner, &shutdown, claim.throttled_until).await;
             continue;
         }
-        let ids: Vec<String> = claimed
-            .iter()
-            .map(|c| c.delivery.destination_id.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let targets: HashMap<String, Arc<Destination>> = match destinations::get_many(
-            inner.store.db(),
-            inner.store.secrets(),
-            &ids,
-        )
-        .await
-        {
-            Ok(list) => list
-                .into_iter()
-                .map(|d| (d.id.clone(), Arc::new(d)))
-                .collect(),
+        let targets = match destinations_of(&inner, &claimed).await {
+            Ok(targets) => targets,
             Err(e) => {
                 // Handed back, so they need not wait out the lease; if that fails too, the
                 // lease brings them back.
@@ -466,6 +451,26 @@ fn launch(
     });
 }
 
+/// The destinations of these deliveries, by id, in one read; a deleted one is missing.
+async fn destinations_of(
+    inner: &Inner,
+    deliveries: &[Claimed],
+) -> Result<HashMap<String, Arc<Destination>>, StoreError> {
+    let ids: Vec<String> = deliveries
+        .iter()
+        .map(|c| c.delivery.destination_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(
+        destinations::get_many(inner.store.db(), inner.store.secrets(), &ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id.clone(), Arc::new(d)))
+            .collect(),
+    )
+}
+
 /// Up to `most` of the process's free request capacity, one permit a delivery.
 fn take_permits(inner: &Inner, most: usize) -> Vec<OwnedSemaphorePermit> {
     let mut permits = Vec::new();
@@ -516,24 +521,8 @@ pub(super) async fn start_leased(
         inner.capacity_freed.notify_one();
         return;
     }
-    let ids: Vec<String> = leased
-        .iter()
-        .map(|c| c.delivery.destination_id.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let targets: Option<HashMap<String, Arc<Destination>>> = match destinations::get_many(
-        inner.store.db(),
-        inner.store.secrets(),
-        &ids,
-    )
-    .await
-    {
-        Ok(list) => Some(
-            list.into_iter()
-                .map(|d| (d.id.clone(), Arc::new(d)))
-                .collect(),
-        ),
+    let targets = match destinations_of(inner, &leased).await {
+        Ok(targets) => Some(targets),
         Err(e) => {
             tracing::error!(error = %e, "cannot load destinations for deliveries leased at insert; handing them back");
             None
