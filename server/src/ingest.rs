@@ -131,7 +131,7 @@ async fn group_commit(
         // New deliveries go straight to this process's dispatcher where it has room: stored
         // already leased to it, they need no claim (a write, and a wait for the writer on
         // SQLite) before they are sent.
-        let reservation = dispatcher.reserve();
+        let mut reservation = dispatcher.reserve();
         let result = alerts::accept(
             store.writer(),
             dispatcher.worker_id(),
@@ -157,11 +157,12 @@ async fn group_commit(
                 }
             }
             Err(e) => {
-                drop(reservation);
-                // The commit may have happened with its answer lost, leaving rows leased to this
-                // process that it never started.
-                dispatcher.lost_track();
-                dispatcher.wake();
+                // With capacity set aside, the commit may have happened with its answer lost,
+                // leaving rows leased to this process that it never started.
+                if reservation.take().is_some() {
+                    dispatcher.lost_track();
+                    dispatcher.wake();
+                }
                 tracing::error!(error = %e, alerts = size, "cannot store alerts");
                 let error = if e.is_unavailable() {
                     IngestError::Unavailable

@@ -151,12 +151,7 @@ pub async fn closed_loop(
             out
         });
     }
-    let mut total = Outcome::default();
-    while let Some(out) = workers.join_next().await {
-        total.merge(out.expect("load worker"));
-    }
-    total.elapsed = start.elapsed();
-    total
+    gather(workers, start).await
 }
 
 /// `sendAlert` calls at `rate` per second for `duration`, on schedule. Each alert carries the
@@ -268,6 +263,11 @@ pub async fn receiver_ceiling(url: &str, connections: usize, duration: Duration)
             out
         });
     }
+    gather(workers, start).await
+}
+
+/// Every worker's outcome merged, timed from `start`.
+async fn gather(mut workers: JoinSet<Outcome>, start: Instant) -> Outcome {
     let mut total = Outcome::default();
     while let Some(out) = workers.join_next().await {
         total.merge(out.expect("load worker"));

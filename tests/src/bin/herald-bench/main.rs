@@ -54,6 +54,16 @@ enum ScenarioName {
     All,
 }
 
+impl ScenarioName {
+    /// The name as `--scenario` spells it.
+    fn label(self) -> String {
+        self.to_possible_value()
+            .expect("every scenario has a name")
+            .get_name()
+            .to_owned()
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "herald-bench",
@@ -292,11 +302,7 @@ async fn main() -> anyhow::Result<()> {
             (ScenarioName::Fanout, Throughput::Fanout),
         ] {
             if args.wants(name) {
-                let label = name
-                    .to_possible_value()
-                    .expect("named")
-                    .get_name()
-                    .to_owned();
+                let label = name.label();
                 progress(&label, db);
                 rows.push(
                     scenario::throughput(&ctx, backend, kind)
@@ -310,11 +316,7 @@ async fn main() -> anyhow::Result<()> {
             (ScenarioName::RetryStorm, true),
         ] {
             if args.wants(name) {
-                let label = name
-                    .to_possible_value()
-                    .expect("named")
-                    .get_name()
-                    .to_owned();
+                let label = name.label();
                 progress(&label, db);
                 rows.push(
                     scenario::steady(&ctx, backend, storm)
