@@ -137,6 +137,7 @@ async fn group_commit(
             dispatcher.worker_id(),
             all,
             reservation.as_ref().map(|r| &r.lease),
+            store.snapshots(),
         )
         .await;
         match result {

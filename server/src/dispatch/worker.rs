@@ -349,7 +349,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
         }
         let skip = inner.saturated_destinations();
         let claim = match deliveries::claim_due(
-            inner.store.writer(),
+            &inner.store,
             &inner.worker_id,
             free,
             inner.queue_limit(),

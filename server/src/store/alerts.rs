@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{self, Action, Actor};
 use super::deliveries::{self, Delivery, INSERT_CHUNK};
-use super::entities::{alert, delivery, destination};
+use super::entities::{alert, delivery};
 use super::error::is_unique_violation;
+use super::snapshot::Snapshots;
 use super::{Page, StoreError, ids, now};
 use crate::dispatch::payload::PantherPayload;
 use crate::dispatch::routing::{self, RouteTarget, RoutingRequest};
@@ -95,52 +96,6 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
-/// Every destination, as routing sees it. On PostgreSQL the rows are held FOR SHARE until the
-/// alert commits, so a destination cannot be deleted between routing and the insert of its
-/// deliveries (SQLite's single writer gives the same for free).
-///
-/// Also returns the destinations with a rate limit: their deliveries are never leased at insert,
-/// since only a claim draws from their token bucket.
-async fn routing_snapshot(
-    conn: &impl ConnectionTrait,
-) -> Result<(Vec<RouteTarget>, HashSet<String>), StoreError> {
-    let mut select = destination::Entity::find();
-    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        select = select.lock_shared();
-    }
-    let rows = select
-        .select_only()
-        .columns([
-            destination::Column::Id,
-            destination::Column::DisplayName,
-            destination::Column::Enabled,
-            destination::Column::SeverityMask,
-            destination::Column::AlertTypeMask,
-            destination::Column::LogTypes,
-            destination::Column::RateLimitPerMinute,
-        ])
-        .order_by_asc(destination::Column::Id)
-        .into_tuple::<(String, String, bool, i32, i32, String, Option<i32>)>()
-        .all(conn)
-        .await?;
-    let mut targets = Vec::with_capacity(rows.len());
-    let mut rate_limited = HashSet::new();
-    for (id, display_name, enabled, severity_mask, alert_type_mask, log_types, rate) in rows {
-        if rate.is_some() {
-            rate_limited.insert(id.clone());
-        }
-        targets.push(RouteTarget {
-            log_types: parse_log_types(&log_types, &format!("destination {id}"))?,
-            id,
-            display_name,
-            enabled,
-            severity_mask,
-            alert_type_mask,
-        });
-    }
-    Ok((targets, rate_limited))
-}
-
 /// How many of the new deliveries the local dispatcher will send straight away, so that they are
 /// stored already leased to it (`worker`) instead of queued for a claim. A delivery is leased at
 /// insert only when its destination is enabled, has no rate limit (only a claim draws from the
@@ -180,12 +135,13 @@ pub async fn accept(
     origin: &str,
     batch: Vec<IncomingAlert>,
     direct: Option<&DirectLease>,
+    snapshots: &Snapshots,
 ) -> Result<AcceptedBatch, StoreError> {
     // Two writers racing on one new alert id (two replicas, say): the loser's transaction hits the
     // primary key, and a second pass finds the winner's alert and returns it.
-    match accept_once(db, origin, &batch, direct).await {
+    match accept_once(db, origin, &batch, direct, snapshots).await {
         Err(StoreError::Database(e)) if is_unique_violation(&e) => {
-            accept_once(db, origin, &batch, direct).await
+            accept_once(db, origin, &batch, direct, snapshots).await
         }
         other => other,
     }
@@ -252,6 +208,7 @@ async fn accept_once(
     origin: &str,
     batch: &[IncomingAlert],
     direct: Option<&DirectLease>,
+    snapshots: &Snapshots,
 ) -> Result<AcceptedBatch, StoreError> {
     let txn = super::begin_write(db).await?;
     let at = now();
@@ -266,7 +223,8 @@ async fn accept_once(
             known.insert(m.id.clone(), m);
         }
     }
-    let (targets, rate_limited) = routing_snapshot(&txn).await?;
+    let snapshot = snapshots.current(&txn).await?;
+    let (targets, rate_limited) = (&snapshot.targets, &snapshot.rate_limited);
     let by_id: HashMap<&str, &RouteTarget> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut budget = direct.map(|d| LeaseBudget::new(d, at));
     let mut leased = Vec::new();
@@ -282,7 +240,7 @@ async fn accept_once(
         if known.contains_key(id) || fresh.contains_key(id) {
             continue;
         }
-        let routed = routing::route(&incoming.routing, &targets);
+        let routed = routing::route(&incoming.routing, targets);
         let p = &incoming.payload;
         let body = p.to_bytes();
         let stored = StoredRouting {

@@ -355,7 +355,7 @@ struct Eligible {
 /// of the lease, so a worker that dies simply leaves rows that fall due again when the lease
 /// expires, and the queue index stays the one on `next_attempt_at`.
 pub async fn claim_due(
-    db: &DatabaseConnection,
+    store: &super::Store,
     worker: &str,
     limit: usize,
     per_destination: usize,
@@ -363,19 +363,31 @@ pub async fn claim_due(
     lease: Duration,
     skip_destinations: &[String],
 ) -> Result<Claim, StoreError> {
+    let db = store.writer();
     let room = |id: &str| per_destination.saturating_sub(held.get(id).copied().unwrap_or(0));
     let backend = db.get_database_backend();
     let at = now();
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     let txn = super::begin_write(db).await?;
-    let unlimited: Vec<String> = destination::Entity::find()
-        .select_only()
-        .column(destination::Column::Id)
-        .filter(destination::Column::Enabled.eq(true))
-        .filter(destination::Column::RateLimitPerMinute.is_null())
-        .into_tuple::<String>()
-        .all(&txn)
-        .await?;
+    let (unlimited, any_limited): (Vec<String>, bool) = if backend == DatabaseBackend::Postgres {
+        // Not the snapshot: on PostgreSQL that would lock every destination FOR SHARE, and a
+        // claim need not hold off destination changes.
+        let ids = destination::Entity::find()
+            .select_only()
+            .column(destination::Column::Id)
+            .filter(destination::Column::Enabled.eq(true))
+            .filter(destination::Column::RateLimitPerMinute.is_null())
+            .into_tuple::<String>()
+            .all(&txn)
+            .await?;
+        (ids, true)
+    } else {
+        let snapshot = store.snapshots().current(&txn).await?;
+        (
+            snapshot.unlimited().map(str::to_owned).collect(),
+            snapshot.any_limited_enabled(),
+        )
+    };
     let mut limited_query = destination::Entity::find()
         .select_only()
         .columns([
@@ -394,7 +406,12 @@ pub async fn claim_due(
         // that claim left it.
         limited_query = limited_query.lock_exclusive();
     }
-    let limited: Vec<LimitedRow> = limited_query.into_tuple().all(&txn).await?;
+    // The buckets change with every claim: always read, but only when there are any.
+    let limited: Vec<LimitedRow> = if any_limited {
+        limited_query.into_tuple().all(&txn).await?
+    } else {
+        Vec::new()
+    };
     let mut throttled_until: Option<DateTime<Utc>> = None;
     let mut buckets: HashMap<String, (Bucket, f64)> = HashMap::new();
     let mut eligible: Vec<Eligible> = Vec::new();

@@ -17,6 +17,7 @@ pub mod notify;
 pub mod rate_limit;
 pub mod retention;
 pub mod secrets;
+pub mod snapshot;
 pub mod state;
 pub mod tokens;
 
@@ -56,6 +57,7 @@ pub struct Store {
     db: DatabaseConnection,
     writer: DatabaseConnection,
     secrets: Arc<Secrets>,
+    snapshots: Arc<snapshot::Snapshots>,
 }
 
 /// The current time at the precision both databases keep (microseconds), so a value read back
@@ -176,6 +178,7 @@ impl Store {
             db,
             writer,
             secrets: Arc::new(Secrets::locked()),
+            snapshots: Arc::default(),
         })
     }
 
@@ -201,7 +204,13 @@ impl Store {
             db: self.db,
             writer: self.writer,
             secrets: Arc::new(secrets),
+            snapshots: self.snapshots,
         }
+    }
+
+    /// The write paths' copy of every destination (see [`snapshot`]).
+    pub fn snapshots(&self) -> &snapshot::Snapshots {
+        &self.snapshots
     }
 
     pub fn backend(&self) -> DatabaseBackend {

@@ -11,6 +11,7 @@ herald_testkit::on_both_backends!(
     send_alerts_stores_a_batch_in_order,
     alert_input_rules_name_the_field,
     rest_endpoint_takes_panthers_payload,
+    destinations_changed_by_another_process_route_the_next_alert,
 );
 
 async fn send_alerts_stores_a_batch_in_order(backend: Backend) {
@@ -263,4 +264,57 @@ async fn rest_endpoint_takes_panthers_payload(backend: Backend) {
         .query("{ alerts { totalCount } }", json!({}))
         .await;
     assert_eq!(alerts.data()["alerts"]["totalCount"], 1);
+}
+
+/// Another process (a second replica, or a script on the database) renames one destination and
+/// deletes another between two alerts: the second alert is routed by the database as it now is.
+/// On SQLite the write path keeps the destinations in memory between alert groups (`store::snapshot`);
+/// this is what keeps that copy honest.
+async fn destinations_changed_by_another_process_route_the_next_alert(backend: Backend) {
+    use sea_orm::{ConnectionTrait, Database};
+
+    let app = TestApp::spawn(backend).await;
+    let r = Receiver::start().await;
+    let kept = app
+        .create_destination(json!({"displayName": "Before", "url": r.url}))
+        .await;
+    let dropped = app
+        .create_destination(json!({"displayName": "Doomed", "url": r.url}))
+        .await;
+    let first = app
+        .send_alert(json!({"detectionId": "d", "title": "first", "severity": "HIGH"}))
+        .await;
+    assert_eq!(first["deliveries"].as_array().unwrap().len(), 2);
+
+    let other = Database::connect(app.database_url.as_str()).await.unwrap();
+    other
+        .execute_unprepared(&format!(
+            "UPDATE destinations SET display_name = 'After' WHERE id = '{}'",
+            kept["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    other
+        .execute_unprepared(&format!(
+            "DELETE FROM destinations WHERE id = '{}'",
+            dropped["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+
+    let second = app
+        .send_alert(json!({"detectionId": "d", "title": "second", "severity": "HIGH"}))
+        .await;
+    let deliveries = second["deliveries"].as_array().unwrap();
+    assert_eq!(
+        deliveries.len(),
+        1,
+        "a destination deleted elsewhere got a delivery: {deliveries:?}"
+    );
+    assert_eq!(deliveries[0]["destinationId"], kept["id"]);
+    assert_eq!(
+        deliveries[0]["label"], "After",
+        "the delivery carries the name the destination had before the rename"
+    );
 }

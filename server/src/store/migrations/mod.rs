@@ -11,6 +11,7 @@ mod m0005_rate_limit;
 mod m0006_auto_disable;
 mod m0007_retention_index;
 mod m0008_delivery_counts;
+mod m0009_destination_epoch;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_auto_disable::Migration),
             Box::new(m0007_retention_index::Migration),
             Box::new(m0008_delivery_counts::Migration),
+            Box::new(m0009_destination_epoch::Migration),
         ]
     }
 }

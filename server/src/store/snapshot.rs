@@ -1,0 +1,138 @@
+//! What the write paths read of every destination: the fields routing decides by, whether it is
+//! enabled, and whether it has a rate limit. An alert group reads them to route, and a claim to
+//! know which destinations may take work.
+//!
+//! On SQLite they are kept in memory and read again only when `destination_epoch` (moved on by
+//! triggers whenever one of these fields changes, from any process; migration m0009) says so: one
+//! row instead of every destination, inside the transaction, so the copy used is exactly what the
+//! database holds at that moment. At a thousand destinations the full read was 2–3 ms of the
+//! single writer's time per alert group and per claim (BENCHMARKS.md). On PostgreSQL the rows are
+//! read, and locked, every time (see [`Snapshots::current`]).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryOrder, QuerySelect,
+    Statement,
+};
+
+use super::StoreError;
+use super::alerts::parse_log_types;
+use super::entities::destination;
+use crate::dispatch::routing::RouteTarget;
+
+/// Every destination as the write paths see it, at one moment.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// SQLite's `destination_epoch` when it was read; None on PostgreSQL.
+    epoch: Option<i64>,
+    /// Every destination, in id order.
+    pub targets: Vec<RouteTarget>,
+    /// The destinations with a rate limit: only a claim draws from their token bucket, so their
+    /// deliveries are never leased at insert, and claims read their bucket.
+    pub rate_limited: HashSet<String>,
+}
+
+impl Snapshot {
+    /// The enabled destinations without a rate limit, in id order.
+    pub fn unlimited(&self) -> impl Iterator<Item = &str> {
+        self.targets
+            .iter()
+            .filter(|t| t.enabled && !self.rate_limited.contains(&t.id))
+            .map(|t| t.id.as_str())
+    }
+
+    /// Whether any enabled destination has a rate limit.
+    pub fn any_limited_enabled(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|t| t.enabled && self.rate_limited.contains(&t.id))
+    }
+}
+
+/// The last snapshot read on SQLite; shared by every clone of a `Store`.
+#[derive(Debug, Default)]
+pub struct Snapshots {
+    last: Mutex<Option<Arc<Snapshot>>>,
+}
+
+impl Snapshots {
+    /// The destinations as of now, read through `txn`, which must be the write transaction that
+    /// acts on them.
+    ///
+    /// On PostgreSQL every row is read and held FOR SHARE until the transaction ends, so a
+    /// destination cannot be deleted or changed between routing and the insert of its deliveries.
+    /// On SQLite the transaction holds the write lock, which gives the same; the rows are read only
+    /// when the epoch moved since the last read.
+    pub async fn current(&self, txn: &impl ConnectionTrait) -> Result<Arc<Snapshot>, StoreError> {
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            return Ok(Arc::new(read(txn, None).await?));
+        }
+        let epoch = epoch(txn).await?;
+        if let Some(last) = self.last.lock().expect("snapshot lock").as_ref()
+            && last.epoch == Some(epoch)
+        {
+            return Ok(last.clone());
+        }
+        let fresh = Arc::new(read(txn, Some(epoch)).await?);
+        *self.last.lock().expect("snapshot lock") = Some(fresh.clone());
+        Ok(fresh)
+    }
+}
+
+async fn epoch(conn: &impl ConnectionTrait) -> Result<i64, StoreError> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        n: i64,
+    }
+    let row = Row::find_by_statement(Statement::from_string(
+        conn.get_database_backend(),
+        "SELECT n FROM destination_epoch WHERE id = 1",
+    ))
+    .one(conn)
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("destination_epoch has no row".into()))?;
+    Ok(row.n)
+}
+
+async fn read(conn: &impl ConnectionTrait, epoch: Option<i64>) -> Result<Snapshot, StoreError> {
+    let mut select = destination::Entity::find();
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        select = select.lock_shared();
+    }
+    let rows = select
+        .select_only()
+        .columns([
+            destination::Column::Id,
+            destination::Column::DisplayName,
+            destination::Column::Enabled,
+            destination::Column::SeverityMask,
+            destination::Column::AlertTypeMask,
+            destination::Column::LogTypes,
+            destination::Column::RateLimitPerMinute,
+        ])
+        .order_by_asc(destination::Column::Id)
+        .into_tuple::<(String, String, bool, i32, i32, String, Option<i32>)>()
+        .all(conn)
+        .await?;
+    let mut snapshot = Snapshot {
+        epoch,
+        targets: Vec::with_capacity(rows.len()),
+        rate_limited: HashSet::new(),
+    };
+    for (id, display_name, enabled, severity_mask, alert_type_mask, log_types, rate) in rows {
+        if rate.is_some() {
+            snapshot.rate_limited.insert(id.clone());
+        }
+        snapshot.targets.push(RouteTarget {
+            log_types: parse_log_types(&log_types, &format!("destination {id}"))?,
+            id,
+            display_name,
+            enabled,
+            severity_mask,
+            alert_type_mask,
+        });
+    }
+    Ok(snapshot)
+}
