@@ -37,6 +37,29 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// SQLite's SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock.
+pub(crate) fn is_sqlite_busy(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => {
+            sqlite_code(e).is_some_and(|c| matches!(c, 5 | 6))
+        }
+        _ => false,
+    }
+}
+
+/// The primary result code of a SQLite error (SQLite reports extended codes; the primary code is
+/// the low byte); None for other errors and other databases.
+fn sqlite_code(e: &sea_orm::sqlx::Error) -> Option<i32> {
+    let sea_orm::sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()?;
+    db.code()?.parse::<i32>().ok().map(|c| c & 0xff)
+}
+
 impl StoreError {
     /// Whether the database could not be reached or could not take the call just now (connection
     /// refused or closed, the pool timed out waiting for a connection, SQLite busy or locked by

@@ -406,13 +406,15 @@ pub async fn rotate(
         replace_key_file(path, &[&new])?;
     }
     // Recorded once every value is under the new key: an interrupted rotation is not a rotation.
+    let txn = begin_write(store.writer()).await?;
     audit::record_encryption_key_rotated(
-        store.writer(),
+        &txn,
         actor,
         Some(new.id()),
         &["signingSecret", "previousSigningSecret", "customHeaders"],
     )
     .await?;
+    txn.commit().await?;
     Ok(Rotation {
         from_key_id,
         to_key_id: new.id().to_owned(),

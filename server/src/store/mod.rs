@@ -66,16 +66,34 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// How long SQLite's writer connection waits in one go for a lock another process holds, before
+/// [`begin_write`] lets the next writer in this process have the connection and tries again.
+const WRITER_BUSY_SLICE: Duration = Duration::from_millis(100);
+
 /// Begins a transaction that will write. On SQLite it takes the write lock at BEGIN (IMMEDIATE),
-/// so it waits its turn under the busy timeout; a deferred transaction that reads first and then
-/// writes would instead fail at once with SQLITE_BUSY when another writer got in between.
+/// so it waits its turn; a deferred transaction that reads first and then writes would instead
+/// fail at once with SQLITE_BUSY when another writer got in between.
+///
+/// While another process holds SQLite's lock, every write of this process queues for the one
+/// writer connection (see [`Store`]). Were each to wait out the whole busy timeout on it, a call
+/// queued behind a background write would wait for that write's five seconds and then its own:
+/// calls answered after seven seconds of a seven-second lock instead of refused at five. So the
+/// writer waits in slices of [`WRITER_BUSY_SLICE`], handing the connection on between them, and
+/// each caller gives up once it has waited [`DATABASE_WAIT`] in all.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, StoreError> {
-    Ok(db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await?)
+    let started = std::time::Instant::now();
+    loop {
+        match db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+        {
+            Err(e) if error::is_sqlite_busy(&e) && started.elapsed() < DATABASE_WAIT => continue,
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// One page of a list, in the shape a Relay connection needs.
@@ -109,16 +127,18 @@ impl<T> Page<T> {
     }
 }
 
-/// How every SQLite connection is opened; `cache_kib` is its page cache.
-fn sqlite_options(o: SqliteConnectOptions, cache_kib: u32) -> SqliteConnectOptions {
+/// How every SQLite connection is opened; `cache_kib` is its page cache, `busy` how long one
+/// statement waits for a lock another process holds.
+fn sqlite_options(o: SqliteConnectOptions, cache_kib: u32, busy: Duration) -> SqliteConnectOptions {
     // WAL lets readers run beside the one writer; NORMAL sync in WAL mode survives a
     // killed process (not a power cut), which is the durability the queue promises.
     o.create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         // A lock held by another process is waited out for as long as a PostgreSQL
-        // call waits for a connection; past that the call fails as unavailable.
-        .busy_timeout(DATABASE_WAIT)
+        // call waits for a connection; past that the call fails as unavailable. The writer
+        // waits in slices, and `begin_write` adds them up to the same bound.
+        .busy_timeout(busy)
         .foreign_keys(true)
         // Pages kept per connection (negative: KiB). The page cache is most of the
         // process's memory on SQLite, one cache per connection: see `connect`.
@@ -159,9 +179,9 @@ impl Store {
             // the newest rows): larger. Readers share the OS page cache behind their own
             // small ones; 16 MiB on each of ten connections was 160 MiB of RSS at depth.
             let mut w = options(1);
-            w.map_sqlx_sqlite_opts(|o| sqlite_options(o, WRITER_CACHE_KIB));
+            w.map_sqlx_sqlite_opts(|o| sqlite_options(o, WRITER_CACHE_KIB, WRITER_BUSY_SLICE));
             let mut r = options(max_connections);
-            r.map_sqlx_sqlite_opts(|o| sqlite_options(o, READER_CACHE_KIB));
+            r.map_sqlx_sqlite_opts(|o| sqlite_options(o, READER_CACHE_KIB, DATABASE_WAIT));
             let writer = Database::connect(w).await.map_err(StoreError::Connect)?;
             let db = Database::connect(r).await.map_err(StoreError::Connect)?;
             (db, writer)
@@ -169,7 +189,7 @@ impl Store {
             let mut opts = options(max_connections);
             if backend == DatabaseBackend::Sqlite {
                 // An in-memory database exists per pool: one pool, or writes would vanish.
-                opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, WRITER_CACHE_KIB));
+                opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, WRITER_CACHE_KIB, DATABASE_WAIT));
             }
             let db = Database::connect(opts).await.map_err(StoreError::Connect)?;
             (db.clone(), db)

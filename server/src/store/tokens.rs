@@ -174,7 +174,7 @@ pub async fn revoke(db: &DatabaseConnection, actor: &Actor, name: &str) -> Resul
 /// `conn`; the rare write of `last_used_at` goes through `writer` (see `Store::writer`).
 pub async fn authenticate(
     conn: &impl ConnectionTrait,
-    writer: &impl ConnectionTrait,
+    writer: &DatabaseConnection,
     presented: &str,
 ) -> Result<Option<TokenInfo>, StoreError> {
     let Some(model) = api_token::Entity::find()
@@ -189,11 +189,15 @@ pub async fn authenticate(
         .last_used_at
         .is_none_or(|t| now - t >= LAST_USED_RESOLUTION)
     {
+        // In a transaction of its own: `begin_write` is what waits out another process's
+        // lock on SQLite for as long as any call may wait.
+        let txn = super::begin_write(writer).await?;
         api_token::Entity::update_many()
             .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
             .filter(api_token::Column::Id.eq(model.id.clone()))
-            .exec(writer)
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
     }
     Ok(Some(model.try_into()?))
 }
