@@ -339,10 +339,10 @@ struct Eligible {
     cap: usize,
 }
 
-/// Claims up to `limit` due deliveries for `worker`, at most `per_destination` of them for any one
-/// destination counting the `held` ones the worker already has for it,
-/// destination, skipping destinations in `skip_destinations` (those already at their in-flight
-/// bound) and disabled destinations, whose deliveries wait.
+/// Claims up to `limit` due deliveries for `worker`, in one transaction on the store's writer: at
+/// most `per_destination` for any one destination, counting the `held` ones the worker already
+/// has for it; none for destinations in `skip_destinations` (those already at their in-flight
+/// bound) or for disabled destinations, whose deliveries wait.
 ///
 /// A rate-limited destination gets no more than its token bucket holds (`store::rate_limit`),
 /// and the tokens are taken in this transaction: the bucket is in the destination's row, which
