@@ -370,8 +370,8 @@ pub async fn claim_due(
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     let txn = super::begin_write(db).await?;
     let (unlimited, any_limited): (Vec<String>, bool) = if backend == DatabaseBackend::Postgres {
-        // Not the snapshot: on PostgreSQL that would lock every destination FOR SHARE, and a
-        // claim need not hold off destination changes.
+        // Not the snapshot: on PostgreSQL reading it holds off every change to a destination
+        // until the commit, which a claim has no need for.
         let ids = destination::Entity::find()
             .select_only()
             .column(destination::Column::Id)
@@ -398,8 +398,8 @@ pub async fn claim_due(
         ])
         .filter(destination::Column::Enabled.eq(true))
         .filter(destination::Column::RateLimitPerMinute.is_not_null())
-        // Locked in id order, the order alert transactions take their FOR SHARE locks in, so
-        // the two never wait on each other in a cycle.
+        // Locked in id order, the order `count_failures` locks them in too, so replicas'
+        // claims and result writes queue behind each other instead of deadlocking.
         .order_by_asc(destination::Column::Id);
     if backend == DatabaseBackend::Postgres {
         // Waits for another replica's claim of the same destinations, then reads the bucket as

@@ -429,8 +429,9 @@ pub async fn delete(
     let txn = super::begin_write(db).await?;
     find_model(&txn, id).await?.ok_or_else(|| not_found(id))?;
     let at = now();
-    // The row goes first: on PostgreSQL this waits for any alert transaction that routed to the
-    // destination (it holds the row FOR SHARE), so the next statement sees its deliveries too.
+    // The row goes first: on PostgreSQL its trigger moves `destination_epoch`, which waits for
+    // any alert transaction that routed by the old destinations (it holds that row FOR SHARE),
+    // so the next statement sees their deliveries too.
     destination::Entity::delete_by_id(id.to_owned())
         .exec(&txn)
         .await?;

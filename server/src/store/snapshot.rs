@@ -1,13 +1,13 @@
 //! What the write paths read of every destination: the fields routing decides by, whether it is
-//! enabled, and whether it has a rate limit. An alert group reads them to route, and a claim to
-//! know which destinations may take work.
+//! enabled, and whether it has a rate limit. An alert group reads them to route, and a claim on
+//! SQLite to know which destinations may take work.
 //!
-//! On SQLite they are kept in memory and read again only when `destination_epoch` (moved on by
-//! triggers whenever one of these fields changes, from any process; migration m0009) says so: one
-//! row instead of every destination, inside the transaction, so the copy used is exactly what the
-//! database holds at that moment. At a thousand destinations the full read was 2–3 ms of the
-//! single writer's time per alert group and per claim (BENCHMARKS.md). On PostgreSQL the rows are
-//! read, and locked, every time (see [`Snapshots::current`]).
+//! They are kept in memory and read again only when `destination_epoch` (moved on by triggers
+//! whenever one of these fields changes, from any process or replica; migration m0009) says so:
+//! one row instead of every destination, read inside the transaction, so the copy used is exactly
+//! what the database holds at that moment. At a thousand destinations the full read was 2–3 ms of
+//! SQLite's single writer per alert group and per claim, and on PostgreSQL a thousand row locks
+//! per alert group (BENCHMARKS.md).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -25,8 +25,8 @@ use crate::dispatch::routing::RouteTarget;
 /// Every destination as the write paths see it, at one moment.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// SQLite's `destination_epoch` when it was read; None on PostgreSQL.
-    epoch: Option<i64>,
+    /// `destination_epoch` when it was read.
+    epoch: i64,
     /// Every destination, in id order.
     pub targets: Vec<RouteTarget>,
     /// The destinations with a rate limit: only a claim draws from their token bucket, so their
@@ -51,7 +51,7 @@ impl Snapshot {
     }
 }
 
-/// The last snapshot read on SQLite; shared by every clone of a `Store`.
+/// The last snapshot read; shared by every clone of a `Store`.
 #[derive(Debug, Default)]
 pub struct Snapshots {
     last: Mutex<Option<Arc<Snapshot>>>,
@@ -61,21 +61,18 @@ impl Snapshots {
     /// The destinations as of now, read through `txn`, which must be the write transaction that
     /// acts on them.
     ///
-    /// On PostgreSQL every row is read and held FOR SHARE until the transaction ends, so a
-    /// destination cannot be deleted or changed between routing and the insert of its deliveries.
-    /// On SQLite the transaction holds the write lock, which gives the same; the rows are read only
-    /// when the epoch moved since the last read.
+    /// A destination cannot change or go between this read and the transaction's commit: on
+    /// PostgreSQL the counter's row is held FOR SHARE until then, and every change to a
+    /// destination moves the counter, so it waits (a deletion then sees the deliveries this
+    /// transaction routed to it); on SQLite the transaction holds the write lock.
     pub async fn current(&self, txn: &impl ConnectionTrait) -> Result<Arc<Snapshot>, StoreError> {
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
-            return Ok(Arc::new(read(txn, None).await?));
-        }
         let epoch = epoch(txn).await?;
         if let Some(last) = self.last.lock().expect("snapshot lock").as_ref()
-            && last.epoch == Some(epoch)
+            && last.epoch == epoch
         {
             return Ok(last.clone());
         }
-        let fresh = Arc::new(read(txn, Some(epoch)).await?);
+        let fresh = Arc::new(read(txn, epoch).await?);
         *self.last.lock().expect("snapshot lock") = Some(fresh.clone());
         Ok(fresh)
     }
@@ -86,9 +83,15 @@ async fn epoch(conn: &impl ConnectionTrait) -> Result<i64, StoreError> {
     struct Row {
         n: i64,
     }
+    let backend = conn.get_database_backend();
+    let lock = if backend == DatabaseBackend::Postgres {
+        "FOR SHARE"
+    } else {
+        ""
+    };
     let row = Row::find_by_statement(Statement::from_string(
-        conn.get_database_backend(),
-        "SELECT n FROM destination_epoch WHERE id = 1",
+        backend,
+        format!("SELECT n FROM destination_epoch WHERE id = 1 {lock}"),
     ))
     .one(conn)
     .await?
@@ -96,12 +99,8 @@ async fn epoch(conn: &impl ConnectionTrait) -> Result<i64, StoreError> {
     Ok(row.n)
 }
 
-async fn read(conn: &impl ConnectionTrait, epoch: Option<i64>) -> Result<Snapshot, StoreError> {
-    let mut select = destination::Entity::find();
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        select = select.lock_shared();
-    }
-    let rows = select
+async fn read(conn: &impl ConnectionTrait, epoch: i64) -> Result<Snapshot, StoreError> {
+    let rows = destination::Entity::find()
         .select_only()
         .columns([
             destination::Column::Id,

@@ -318,3 +318,46 @@ async fn destinations_changed_by_another_process_route_the_next_alert(backend: B
         "the delivery carries the name the destination had before the rename"
     );
 }
+
+/// PostgreSQL: an alert group holds `destination_epoch` FOR SHARE from routing to commit, so a
+/// destination's deletion (whose trigger moves the counter) waits for the groups that may have
+/// routed to it, and then ends their deliveries too. Here the test holds that lock as an alert
+/// group would, and the deletion must wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deleting_a_destination_waits_for_alert_groups_in_flight() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let r = Receiver::start().await;
+    let doomed = app
+        .create_destination(json!({"displayName": "Doomed", "url": r.url}))
+        .await;
+    let other = Database::connect(app.database_url.as_str()).await.unwrap();
+    let group = other.begin().await.unwrap();
+    group
+        .execute_unprepared("SELECT n FROM destination_epoch WHERE id = 1 FOR SHARE")
+        .await
+        .unwrap();
+
+    let admin = app.admin.clone();
+    let id = doomed["id"].clone();
+    let deletion = tokio::spawn(async move {
+        admin
+            .query(
+                "mutation($id: ID!) { deleteDestination(input: {id: $id}) { deletedId } }",
+                json!({"id": id}),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !deletion.is_finished(),
+        "the deletion went ahead while an alert group held the destinations"
+    );
+    group.commit().await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), deletion)
+        .await
+        .expect("the deletion finished once the group committed")
+        .unwrap();
+    assert_eq!(resp.data()["deleteDestination"]["deletedId"], doomed["id"]);
+}
