@@ -133,11 +133,10 @@ async fn group_commit(
         // SQLite) before they are sent.
         let mut reservation = dispatcher.reserve();
         let result = alerts::accept(
-            store.writer(),
+            &store,
             dispatcher.worker_id(),
             all,
             reservation.as_ref().map(|r| &r.lease),
-            store.snapshots(),
         )
         .await;
         match result {
@@ -149,12 +148,15 @@ async fn group_commit(
                 for ((_, reply), n) in group.into_iter().zip(counts) {
                     let _ = reply.send(Ok(results.by_ref().take(n).collect()));
                 }
-                if let Some(reservation) = reservation
-                    && let Err(mpsc::error::SendError((reservation, leased))) =
+                if let Some(mut reservation) = reservation {
+                    // Counted before the next group reserves, though they start on the starter.
+                    dispatcher.hold(&mut reservation, &accepted.leased);
+                    if let Err(mpsc::error::SendError((reservation, leased))) =
                         starts.send((reservation, accepted.leased))
-                {
-                    // The starter is gone only if it panicked; the dispatcher hands them back.
-                    dispatcher.start_leased(reservation, leased).await;
+                    {
+                        // The starter is gone only if it panicked; the dispatcher hands them back.
+                        dispatcher.start_leased(reservation, leased).await;
+                    }
                 }
             }
             Err(e) => {

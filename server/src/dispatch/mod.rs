@@ -88,7 +88,17 @@ impl Dispatcher {
         worker::reserve(&self.inner)
     }
 
-    /// Starts the deliveries leased at insert with `reservation`'s capacity.
+    /// Counts the deliveries leased at insert with `reservation` as this process's, at once: call
+    /// it as soon as the insert commits, before the next reservation.
+    pub fn hold(
+        &self,
+        reservation: &mut Reservation,
+        leased: &[crate::store::deliveries::Claimed],
+    ) {
+        worker::hold(&self.inner, reservation, leased)
+    }
+
+    /// Starts the deliveries leased at insert with `reservation`'s capacity (after [`Self::hold`]).
     pub async fn start_leased(
         &self,
         reservation: Reservation,

@@ -93,6 +93,9 @@ struct Launcher {
 pub struct Reservation {
     pub lease: DirectLease,
     permits: Vec<OwnedSemaphorePermit>,
+    /// The request slots of the deliveries leased with it, in their order: taken by [`hold`] as
+    /// soon as the insert commits.
+    slots: Vec<Arc<Semaphore>>,
 }
 
 /// Claimed deliveries by what they are doing, so that shutdown knows what to hand back.
@@ -413,7 +416,8 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 .pop()
                 .expect("a claim never exceeds the permits taken");
             let target = targets.get(&c.delivery.destination_id).cloned();
-            launch(&inner, launcher, c, target, permit);
+            let slot = inner.take_slot(&c.delivery.destination_id);
+            launch(&inner, launcher, c, target, permit, slot);
         }
     }
     let tasks = inner
@@ -434,8 +438,8 @@ fn launch(
     c: Claimed,
     target: Option<Arc<Destination>>,
     permit: OwnedSemaphorePermit,
+    slot: Arc<Semaphore>,
 ) {
-    let slot = inner.take_slot(&c.delivery.destination_id);
     inner
         .tracked
         .lock()
@@ -504,7 +508,18 @@ pub(super) fn reserve(inner: &Inner) -> Option<Reservation> {
             held,
         },
         permits,
+        slots: Vec::new(),
     })
+}
+
+/// Counts the deliveries just leased at insert as this process's at once, before they start:
+/// the next alert group's reservation reads what each destination holds, and must see them, or a
+/// destination could be leased past its bound while they wait for the starter task.
+pub(super) fn hold(inner: &Inner, reservation: &mut Reservation, leased: &[Claimed]) {
+    reservation.slots = leased
+        .iter()
+        .map(|c| inner.take_slot(&c.delivery.destination_id))
+        .collect();
 }
 
 /// Starts the deliveries that were leased to this worker at insert, with the reservation's
@@ -516,6 +531,12 @@ pub(super) async fn start_leased(
     leased: Vec<Claimed>,
 ) {
     let mut permits = reservation.permits;
+    let slots = reservation.slots;
+    debug_assert_eq!(
+        slots.len(),
+        leased.len(),
+        "leased deliveries are held first"
+    );
     if leased.is_empty() {
         drop(permits);
         inner.capacity_freed.notify_one();
@@ -532,14 +553,20 @@ pub(super) async fn start_leased(
         let mut launcher = inner.launcher.lock().expect("launcher lock");
         match (launcher.as_mut(), targets) {
             (Some(launcher), Some(targets)) => {
-                for c in leased {
+                for (c, slot) in leased.into_iter().zip(slots) {
                     let permit = permits.pop().expect("one permit per leased delivery");
                     let target = targets.get(&c.delivery.destination_id).cloned();
-                    launch(inner, launcher, c, target, permit);
+                    launch(inner, launcher, c, target, permit, slot);
                 }
                 Vec::new()
             }
-            _ => leased.into_iter().map(|c| c.delivery.id).collect(),
+            _ => {
+                // Not started: what `hold` counted for them goes back with them.
+                for c in &leased {
+                    inner.release_slot(&c.delivery.destination_id);
+                }
+                leased.into_iter().map(|c| c.delivery.id).collect()
+            }
         }
     };
     let unused = permits.len();

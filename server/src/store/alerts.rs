@@ -16,8 +16,7 @@ use super::audit::{self, Action, Actor};
 use super::deliveries::{self, Delivery, INSERT_CHUNK};
 use super::entities::{alert, delivery};
 use super::error::is_unique_violation;
-use super::snapshot::Snapshots;
-use super::{Page, StoreError, ids, now};
+use super::{Page, Store, StoreError, ids, now};
 use crate::dispatch::payload::PantherPayload;
 use crate::dispatch::routing::{self, RouteTarget, RoutingRequest};
 
@@ -125,23 +124,22 @@ pub struct AcceptedBatch {
     pub queued: usize,
 }
 
-/// Accepts a batch of alerts in one transaction: routes each, stores it with its deliveries, and
-/// returns one result per input, in order. An alert id seen before (in the database or earlier
-/// in the batch) returns the first result and queues nothing. With `direct`, some deliveries are
+/// Accepts a batch of alerts in one transaction on the store's writer: routes each, stores it
+/// with its deliveries, and returns one result per input, in order. An alert id seen before (in
+/// the database or earlier in the batch) returns the first result and queues nothing. With `direct`, some deliveries are
 /// stored leased to the local dispatcher (see [`DirectLease`]). When deliveries were queued for a
 /// claim, the other replicas hear of it on commit (`origin` is this process's worker id).
 pub async fn accept(
-    db: &DatabaseConnection,
+    store: &Store,
     origin: &str,
     batch: Vec<IncomingAlert>,
     direct: Option<&DirectLease>,
-    snapshots: &Snapshots,
 ) -> Result<AcceptedBatch, StoreError> {
     // Two writers racing on one new alert id (two replicas, say): the loser's transaction hits the
     // primary key, and a second pass finds the winner's alert and returns it.
-    match accept_once(db, origin, &batch, direct, snapshots).await {
+    match accept_once(store, origin, &batch, direct).await {
         Err(StoreError::Database(e)) if is_unique_violation(&e) => {
-            accept_once(db, origin, &batch, direct, snapshots).await
+            accept_once(store, origin, &batch, direct).await
         }
         other => other,
     }
@@ -204,13 +202,12 @@ impl<'a> LeaseBudget<'a> {
 }
 
 async fn accept_once(
-    db: &DatabaseConnection,
+    store: &Store,
     origin: &str,
     batch: &[IncomingAlert],
     direct: Option<&DirectLease>,
-    snapshots: &Snapshots,
 ) -> Result<AcceptedBatch, StoreError> {
-    let txn = super::begin_write(db).await?;
+    let txn = super::begin_write(store.writer()).await?;
     let at = now();
     let wanted: Vec<String> = batch.iter().map(|a| a.payload.alert_id.clone()).collect();
     let mut known: HashMap<String, alert::Model> = HashMap::new();
@@ -223,7 +220,7 @@ async fn accept_once(
             known.insert(m.id.clone(), m);
         }
     }
-    let snapshot = snapshots.current(&txn).await?;
+    let snapshot = store.snapshots().current(&txn).await?;
     let (targets, rate_limited) = (&snapshot.targets, &snapshot.rate_limited);
     let by_id: HashMap<&str, &RouteTarget> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut budget = direct.map(|d| LeaseBudget::new(d, at));
@@ -445,16 +442,6 @@ pub async fn get_many(
         }
     }
     Ok(out)
-}
-
-/// An alert's body alone: the exact bytes every delivery of it signs and sends.
-pub async fn body(conn: &impl ConnectionTrait, id: &str) -> Result<Option<String>, StoreError> {
-    Ok(alert::Entity::find_by_id(id.to_owned())
-        .select_only()
-        .column(alert::Column::Body)
-        .into_tuple::<String>()
-        .one(conn)
-        .await?)
 }
 
 /// Newest first. The cursor is `<received_at>|<id>`. `with_total`: whether the page needs

@@ -236,20 +236,6 @@ pub async fn for_alert(
         .collect()
 }
 
-pub async fn attempts(
-    conn: &impl ConnectionTrait,
-    delivery_id: &str,
-) -> Result<Vec<Attempt>, StoreError> {
-    Ok(delivery_attempt::Entity::find()
-        .filter(delivery_attempt::Column::DeliveryId.eq(delivery_id))
-        .order_by_asc(delivery_attempt::Column::Number)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(Attempt::from)
-        .collect())
-}
-
 #[derive(Debug, Default, Clone)]
 pub struct DeliveryFilter {
     pub destination_id: Option<String>,
@@ -298,18 +284,6 @@ pub async fn list(
         .all(conn)
         .await?;
     Page::from_rows(rows, first, total_count)
-}
-
-/// How many deliveries of a destination are in each state (from the maintained counts).
-pub async fn counts_by_state(
-    conn: &impl ConnectionTrait,
-    destination_id: &str,
-) -> Result<Vec<(DeliveryState, u64)>, StoreError> {
-    let id = destination_id.to_owned();
-    Ok(super::counts::by_state(conn, std::slice::from_ref(&id))
-        .await?
-        .remove(&id)
-        .unwrap_or_default())
 }
 
 /// Up to this many destinations are named in a claim; past it the claim excludes instead.

@@ -32,6 +32,7 @@ herald_testkit::on_both_backends!(
     a_node_receiver_verifies_with_svix_and_standardwebhooks,
     a_slow_destination_does_not_delay_the_others,
     concurrent_alerts_reach_every_destination_once_in_order,
+    a_busy_destination_is_leased_no_more_than_its_bound,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -1007,4 +1008,47 @@ async fn concurrent_alerts_reach_every_destination_once_in_order(backend: Backen
     for r in &receivers {
         assert_eq!(r.count(), CALLERS * PER_CALL);
     }
+}
+
+/// A destination with one request slot may hold two deliveries in this process (the one sending
+/// and a window waiting); the rest of a burst waits in the queue, due, where the queue gauges and
+/// other replicas see it. Deliveries leased at insert count from the moment they are stored, not
+/// from when they start: otherwise a burst of single-alert calls leased past the bound while
+/// earlier groups waited to start.
+async fn a_busy_destination_is_leased_no_more_than_its_bound(backend: Backend) {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let mut dispatch = test_dispatch();
+    dispatch.max_in_flight_per_destination = 1;
+    dispatch.delivery_timeout = Duration::from_secs(60);
+    dispatch.lease = Duration::from_secs(60);
+    let app = TestApp::spawn_with(backend, dispatch).await;
+    let slow = Receiver::start().await;
+    slow.always(Reply::ok().delayed(Duration::from_secs(60)));
+    destination_for(&app, "Slow", &slow, json!({})).await;
+    const CALLS: usize = 40;
+    let calls = (0..CALLS).map(|i| {
+        let app = &app;
+        async move {
+            app.send_alert(json!({"alertId": format!("burst-{i}"), "detectionId": "d", "title": "t", "severity": "HIGH"}))
+                .await
+        }
+    });
+    futures::future::join_all(calls).await;
+    slow.wait_for(1, Duration::from_secs(20)).await;
+    let row = app
+        .store
+        .db()
+        .query_one_raw(Statement::from_string(
+            app.store.backend(),
+            "SELECT COUNT(*) AS n FROM deliveries WHERE lease_owner IS NOT NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let leased: i64 = row.try_get("", "n").unwrap();
+    assert!(
+        (1..=2).contains(&leased),
+        "{leased} of {CALLS} deliveries leased to one destination with one slot"
+    );
 }
