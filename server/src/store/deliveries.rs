@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 use super::audit::{self, Action, Actor};
 use super::entities::{alert, delivery, delivery_attempt, destination};
 use super::rate_limit::Bucket;
+use super::sql::Params;
 use super::{Page, StoreError, ids, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -431,14 +432,6 @@ pub async fn claim_due(
             throttled_until,
         });
     }
-    // $1 worker, $2 lease end, $3 now, $4 how many, $5 how many per destination.
-    let mut values: Vec<Value> = vec![
-        worker.into(),
-        lease_end.into(),
-        at.into(),
-        (limit as i64).into(),
-        (per_destination as i64).into(),
-    ];
     // PostgreSQL: SKIP LOCKED lets replicas claim side by side without waiting on each other.
     // SQLite: one writer at a time, so the UPDATE with its subquery is atomic as it stands.
     let lock = if backend == DatabaseBackend::Postgres {
@@ -446,6 +439,24 @@ pub async fn claim_due(
     } else {
         ""
     };
+    // Placeholders in the order of the text (see `sql::Params`). On SQLite a LIMIT is written
+    // `+?`: SQLite plans with the value bound to a plain `LIMIT ?` and prepares the statement
+    // again whenever it changes, which it does from one claim to the next.
+    let mut p = Params::new(backend);
+    let limit_of = |p: &mut Params, n: usize| {
+        let param = p.push(n as i64);
+        if backend == DatabaseBackend::Sqlite {
+            format!("+{param}")
+        } else {
+            param
+        }
+    };
+    let set = format!(
+        "lease_owner = {}, lease_expires_at = {}, next_attempt_at = {}",
+        p.push(worker),
+        p.push(lease_end),
+        p.push(lease_end)
+    );
     // One short index range per destination that may take work, each cut at what that
     // destination may have in flight (and, when rate-limited, at its tokens). Excluding the
     // saturated ones instead would make every claim step over all of their due rows (with one
@@ -455,56 +466,46 @@ pub async fn claim_due(
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            values.push(Value::from(d.id.as_str()));
-            let id_param = values.len();
-            let cap_param = if d.cap == per_destination {
-                5
-            } else {
-                values.push((d.cap as i64).into());
-                values.len()
-            };
+            let id = p.push(d.id.as_str());
+            let due = p.push(at);
+            let cap = limit_of(&mut p, d.cap);
             format!(
                 "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
-                 WHERE destination_id = ${id_param} AND state IN {OPEN_STATES} AND next_attempt_at <= $3 \
-                 ORDER BY next_attempt_at LIMIT ${cap_param} {lock}) AS d{i}"
+                 WHERE destination_id = {id} AND state IN {OPEN_STATES} AND next_attempt_at <= {due} \
+                 ORDER BY next_attempt_at LIMIT {cap} {lock}) AS d{i}"
             )
         })
         .collect();
     if !list_unlimited {
         // Too many destinations to name: the unlimited ones are claimed by exclusion, leaving out
         // the saturated, the disabled and the rate-limited (which have their own arms above).
-        let placeholders: Vec<String> = skip_destinations
-            .iter()
-            .map(|d| {
-                values.push(Value::from(d.as_str()));
-                format!("${}", values.len())
-            })
-            .collect();
-        let skip = if placeholders.is_empty() {
+        let due = p.push(at);
+        let skip = if skip_destinations.is_empty() {
             String::new()
         } else {
-            format!("AND destination_id NOT IN ({})", placeholders.join(", "))
+            format!(
+                "AND destination_id NOT IN ({})",
+                p.list(skip_destinations.iter().map(String::as_str))
+            )
         };
+        let most = limit_of(&mut p, limit);
         arms.push(format!(
             "SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM deliveries \
-             WHERE state IN {OPEN_STATES} AND next_attempt_at <= $3 {skip} \
+             WHERE state IN {OPEN_STATES} AND next_attempt_at <= {due} {skip} \
              AND destination_id NOT IN (SELECT id FROM destinations \
                WHERE enabled = false OR rate_limit_per_minute IS NOT NULL) \
-             ORDER BY next_attempt_at LIMIT $4 {lock}) AS rest"
+             ORDER BY next_attempt_at LIMIT {most} {lock}) AS rest"
         ));
     }
-    let due = format!(
-        "SELECT id FROM ({}) AS due ORDER BY next_attempt_at LIMIT $4",
+    let most = limit_of(&mut p, limit);
+    let sql = format!(
+        "UPDATE deliveries SET {set} WHERE id IN (SELECT id FROM ({}) AS due \
+         ORDER BY next_attempt_at LIMIT {most}) RETURNING *",
         arms.join(" UNION ALL ")
     );
-    let sql = format!(
-        "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2, next_attempt_at = $2 \
-         WHERE id IN ({due}) RETURNING *"
-    );
-    let claimed =
-        delivery::Model::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-            .all(&txn)
-            .await?;
+    let claimed = delivery::Model::find_by_statement(p.statement(sql))
+        .all(&txn)
+        .await?;
     if !buckets.is_empty() {
         let mut taken: HashMap<&str, usize> = HashMap::new();
         for m in &claimed {
@@ -825,45 +826,38 @@ fn record_statement(
     } else {
         "deliveries.state"
     };
-    let mut values: Vec<Value> = vec![worker.into(), at.into()];
-    let mut rows = Vec::with_capacity(chunk.len());
-    for o in chunk {
-        let n = values.len();
-        rows.push(format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6,
-            n + 7,
-            n + 8
-        ));
-        values.extend([
-            o.delivery_id.as_str().into(),
-            o.state.as_str().into(),
-            o.attempt.number.into(),
-            o.next_attempt_at.into(),
-            o.attempt.status_code.into(),
-            o.attempt.response_body.clone().into(),
-            o.message.clone().into(),
-            o.attempt.started_at.into(),
-        ]);
-    }
+    // Placeholders in the order of the text (see `sql::Params`).
+    let mut p = Params::new(backend);
+    let updated_at = p.push(at);
+    let rows: Vec<String> = chunk
+        .iter()
+        .map(|o| {
+            let row = p.list::<Value>([
+                o.delivery_id.as_str().into(),
+                o.state.as_str().into(),
+                o.attempt.number.into(),
+                o.next_attempt_at.into(),
+                o.attempt.status_code.into(),
+                o.attempt.response_body.clone().into(),
+                o.message.clone().into(),
+                o.attempt.started_at.into(),
+            ]);
+            format!("({row})")
+        })
+        .collect();
+    let owner = p.push(worker);
     // VALUES columns are column1…column8 on both databases.
-    let sql = format!(
+    p.statement(format!(
         "UPDATE deliveries SET state = v.column2, attempt_count = v.column3, \
            next_attempt_at = v.column4, lease_owner = NULL, lease_expires_at = NULL, \
            status_code = v.column5, response_body = v.column6, message = v.column7, \
-           dispatched_at = v.column8, updated_at = $2 \
+           dispatched_at = v.column8, updated_at = {updated_at} \
          FROM (VALUES {}) AS v \
-         WHERE deliveries.id = v.column1 AND deliveries.lease_owner = $1 \
+         WHERE deliveries.id = v.column1 AND deliveries.lease_owner = {owner} \
            AND {state} IN {OPEN_STATES} \
          RETURNING {DELIVERY_COLUMNS}",
         rows.join(", ")
-    );
-    Statement::from_sql_and_values(backend, sql, values)
+    ))
 }
 
 /// One destination's share of a batch, in the order the results arrived.
@@ -928,28 +922,24 @@ async fn count_failures(
     let mut disabled = Vec::new();
     let entries: Vec<(&str, Tally)> = tallies.into_iter().collect();
     for chunk in entries.chunks(RECORD_CHUNK) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (id, t) in chunk {
-            let n = values.len();
-            rows.push(format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
-            values.extend([(*id).into(), t.reset.into(), t.failures.into()]);
-        }
         if backend == DatabaseBackend::Postgres {
             // Replicas whose batches share destinations lock them in the same (id) order, so they
             // queue behind each other instead of deadlocking.
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let ids: Vec<Value> = chunk.iter().map(|(id, _)| (*id).into()).collect();
-            txn.execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT id FROM destinations WHERE id IN ({}) ORDER BY id FOR UPDATE",
-                    placeholders.join(", ")
-                ),
-                ids,
-            ))
+            let mut p = Params::new(backend);
+            let ids = p.list(chunk.iter().map(|(id, _)| *id));
+            txn.execute_raw(p.statement(format!(
+                "SELECT id FROM destinations WHERE id IN ({ids}) ORDER BY id FOR UPDATE"
+            )))
             .await?;
         }
+        let mut p = Params::new(backend);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(id, t)| {
+                let row = p.list::<Value>([(*id).into(), t.reset.into(), t.failures.into()]);
+                format!("({row})")
+            })
+            .collect();
         // A success on a destination whose count is already 0 changes nothing, and is left out so
         // that the common case writes no destination row.
         let sql = format!(
@@ -969,10 +959,9 @@ async fn count_failures(
             threshold: Option<i32>,
             enabled: bool,
         }
-        let counted =
-            Counted::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-                .all(txn)
-                .await?;
+        let counted = Counted::find_by_statement(p.statement(sql))
+            .all(txn)
+            .await?;
         for c in counted {
             let Some(threshold) = c.threshold else {
                 continue;

@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod retention;
 pub mod secrets;
 pub mod snapshot;
+mod sql;
 pub mod state;
 pub mod tokens;
 
@@ -147,6 +148,14 @@ fn sqlite_options(o: SqliteConnectOptions, cache_kib: u32, busy: Duration) -> Sq
         // before encryption at rest) or an old key's ciphertext does not linger in
         // free space of the file.
         .pragma("secure_delete", "ON")
+        // A statement that may fail halfway inside a transaction (a multi-row UPDATE) keeps a
+        // journal of the pages it changes so it can be undone alone; on disk that was a write
+        // system call per page. In memory it is bounded by the statement's own pages.
+        .pragma("temp_store", "MEMORY")
+        // Rows a statement may send ahead of the task reading them: a claim or a result batch
+        // returns up to 256, and each time the worker thread fills the default 50 it waits for
+        // the task, one more hand-off between threads.
+        .row_buffer_size(256)
 }
 
 impl Store {

@@ -313,7 +313,7 @@ async fn queue_gauges_follow_the_database(backend: Backend) {
         json!({"displayName": "Flaky", "url": flaky.url, "severities": ["LOW"]}),
     )
     .await;
-    for n in 0..3 {
+    for n in 0..5 {
         app.send_alert(json!({"detectionId": format!("p{n}"), "title": "t", "severity": "HIGH"}))
             .await;
     }
@@ -322,9 +322,10 @@ async fn queue_gauges_follow_the_database(backend: Backend) {
     slow.wait_for(1, WAIT).await;
     flaky.wait_for(1, WAIT).await;
 
-    // Three PENDING (one of them in flight, two due and waiting) and one RETRYING.
-    let first = scrape_until(&app, "3 pending and 1 retrying", |s| {
-        s.get("herald_queue_depth", &[("state", "pending")]) == 3.0
+    // Five PENDING (one in flight, three waiting in this process for the one request slot, one
+    // due in the queue past the destination's bound) and one RETRYING.
+    let first = scrape_until(&app, "5 pending and 1 retrying", |s| {
+        s.get("herald_queue_depth", &[("state", "pending")]) == 5.0
             && s.get("herald_queue_depth", &[("state", "retrying")]) == 1.0
     })
     .await;
@@ -337,7 +338,7 @@ async fn queue_gauges_follow_the_database(backend: Backend) {
     assert!(grown >= age + 2.0, "age went from {age} to {grown}");
     assert_eq!(
         later.get("herald_queue_depth", &[("state", "pending")]),
-        3.0
+        5.0
     );
     assert_eq!(slow.count(), 1, "one request at a time");
 }
