@@ -172,9 +172,12 @@ impl Inner {
             .collect()
     }
 
-    /// How many deliveries one destination may have in this process at once.
+    /// How many deliveries one destination may have in this process at once: its windows, but
+    /// never more than half the process's capacity (or its own slots, if more), so that a slow
+    /// destination's waiting deliveries cannot take the capacity the others need.
     fn queue_limit(&self) -> usize {
-        self.config.max_in_flight_per_destination as usize * QUEUE_WINDOWS
+        let slots = self.config.max_in_flight_per_destination as usize;
+        (slots * QUEUE_WINDOWS).min(slots.max(self.config.max_in_flight as usize / 2))
     }
 
     /// Destinations with as much claimed work as they have request slots sit out the next claims,

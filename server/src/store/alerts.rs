@@ -2,13 +2,13 @@
 //! commits, nothing may lose the alert; the deliveries are the queue entries the dispatcher works.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use herald_domain::{AlertType, Severity};
-use sea_orm::entity::TryIntoModel;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,8 @@ use super::audit::{self, Action, Actor};
 use super::deliveries::{self, Delivery, INSERT_CHUNK};
 use super::entities::{alert, delivery};
 use super::error::is_unique_violation;
+use super::snapshot::Snapshot;
+use super::sql::Params;
 use super::{Page, Store, StoreError, ids, now};
 use crate::dispatch::payload::PantherPayload;
 use crate::dispatch::routing::{self, RouteTarget, RoutingRequest};
@@ -201,136 +203,256 @@ impl<'a> LeaseBudget<'a> {
     }
 }
 
-async fn accept_once(
-    store: &Store,
-    origin: &str,
-    batch: &[IncomingAlert],
-    direct: Option<&DirectLease>,
-) -> Result<AcceptedBatch, StoreError> {
-    let txn = super::begin_write(store.writer()).await?;
-    let at = now();
-    let wanted: Vec<String> = batch.iter().map(|a| a.payload.alert_id.clone()).collect();
-    let mut known: HashMap<String, alert::Model> = HashMap::new();
-    for chunk in wanted.chunks(INSERT_CHUNK) {
-        for m in alert::Entity::find()
-            .filter(alert::Column::Id.is_in(chunk.iter().cloned()))
-            .all(&txn)
-            .await?
-        {
-            known.insert(m.id.clone(), m);
-        }
-    }
-    let snapshot = store.snapshots().current(&txn).await?;
-    let (targets, rate_limited) = (&snapshot.targets, &snapshot.rate_limited);
-    let by_id: HashMap<&str, &RouteTarget> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
-    let mut budget = direct.map(|d| LeaseBudget::new(d, at));
-    let mut leased = Vec::new();
-    let mut queued = 0;
+/// An alert group's rows, built from the destinations as last read before its transaction
+/// begins: on SQLite the transaction holds the one writer, and building a group of 2,000 alerts
+/// (routing, bodies, the statements' values) inside it held the writer for most of its time while
+/// the writer thread idled (BENCHMARKS.md). The transaction checks that the destinations have not
+/// changed since, and builds again if they have.
+struct Draft {
+    snapshot: Arc<Snapshot>,
+    /// Each alert id once, in the order of the batch.
+    alerts: Vec<DraftAlert>,
+}
 
-    let mut new_alerts = Vec::new();
-    let mut new_deliveries = Vec::new();
-    // Results of the alerts this call stores, built from the rows it writes: reading them back
-    // would cost two queries per alert.
-    let mut fresh: HashMap<String, Accepted> = HashMap::new();
+struct DraftAlert {
+    row: alert::Model,
+    warnings: Vec<String>,
+    /// Queued, due now; the transaction leases some of them at insert.
+    deliveries: Vec<delivery::Model>,
+}
+
+fn draft(snapshot: Arc<Snapshot>, batch: &[IncomingAlert], at: DateTime<Utc>) -> Draft {
+    let by_id: HashMap<&str, &RouteTarget> = snapshot
+        .targets
+        .iter()
+        .map(|t| (t.id.as_str(), t))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut alerts = Vec::with_capacity(batch.len());
     for incoming in batch {
         let id = &incoming.payload.alert_id;
-        if known.contains_key(id) || fresh.contains_key(id) {
+        if !seen.insert(id.as_str()) {
             continue;
         }
-        let routed = routing::route(&incoming.routing, targets);
+        let routed = routing::route(&incoming.routing, &snapshot.targets);
         let p = &incoming.payload;
-        let body = p.to_bytes();
         let stored = StoredRouting {
             dynamic_severity: incoming.routing.dynamic_severity,
             destination_overrides: incoming.routing.destination_overrides.clone(),
             dynamic_destinations: incoming.routing.dynamic_destinations.clone(),
             warnings: routed.warnings.clone(),
         };
-        let row = alert::ActiveModel {
-            id: Set(id.clone()),
-            detection_id: Set(p.id.clone()),
-            title: Set(p.title.clone()),
-            severity: Set(p.severity.to_string()),
-            alert_type: Set(p.alert_type.to_string()),
-            created_at: Set(p.created_at),
-            received_at: Set(at),
-            body: Set(body.clone()),
-            routing: Set(serde_json::to_string(&stored).expect("routing serializes")),
-            log_types: Set(log_types_json(&incoming.routing.log_types)),
+        let row = alert::Model {
+            id: id.clone(),
+            detection_id: p.id.clone(),
+            title: p.title.clone(),
+            severity: p.severity.to_string(),
+            alert_type: p.alert_type.to_string(),
+            created_at: p.created_at,
+            received_at: at,
+            body: p.to_bytes(),
+            routing: serde_json::to_string(&stored).expect("routing serializes"),
+            log_types: log_types_json(&incoming.routing.log_types),
         };
-        let mut accepted = Accepted {
-            alert: Alert::try_from(row.clone().try_into_model()?)?,
-            deliveries: Vec::with_capacity(routed.destinations.len()),
+        let deliveries = routed
+            .destinations
+            .iter()
+            .map(|dest| {
+                let label = by_id
+                    .get(dest.as_str())
+                    .map(|t| t.display_name.as_str())
+                    .unwrap_or_default();
+                deliveries::new_model(id, dest, label, ids::webhook(), None, false, at)
+            })
+            .collect();
+        alerts.push(DraftAlert {
+            row,
             warnings: routed.warnings,
-            duplicate: false,
-        };
-        new_alerts.push(row);
-        for dest in routed.destinations {
-            let target = by_id.get(dest.as_str()).copied();
-            let label = target.map(|t| t.display_name.as_str()).unwrap_or_default();
-            let mut row = deliveries::new_row(id, &dest, label, ids::webhook(), None, false, at);
+            deliveries,
+        });
+    }
+    Draft { snapshot, alerts }
+}
+
+async fn accept_once(
+    store: &Store,
+    origin: &str,
+    batch: &[IncomingAlert],
+    direct: Option<&DirectLease>,
+) -> Result<AcceptedBatch, StoreError> {
+    let mut prepared = store
+        .snapshots()
+        .last()
+        .map(|snapshot| draft(snapshot, batch, now()));
+    let txn = super::begin_write(store.writer()).await?;
+    let wanted: Vec<&str> = batch.iter().map(|a| a.payload.alert_id.as_str()).collect();
+    let known = existing(&txn, &wanted).await?;
+    let snapshot = store.snapshots().current(&txn).await?;
+    let draft = match prepared.take() {
+        Some(d) if Arc::ptr_eq(&d.snapshot, &snapshot) => d,
+        // The destinations changed since (or were never read): route again by what holds now.
+        _ => draft(snapshot, batch, now()),
+    };
+    // The rows were built a moment ago; what is due in the queue is asked as of now, so that a
+    // delivery queued since (by another replica, or a re-send) is not overtaken.
+    let at = now();
+    let mut budget = direct.map(|d| LeaseBudget::new(d, at));
+    let mut leased = Vec::new();
+    let mut queued = 0;
+    let mut fresh: Vec<DraftAlert> = Vec::with_capacity(draft.alerts.len());
+    for mut a in draft.alerts {
+        if known.contains(&a.row.id) {
+            continue;
+        }
+        for d in &mut a.deliveries {
             let lease = match budget.as_mut() {
                 Some(b) => {
-                    b.take(&txn, target, rate_limited.contains(&dest), at)
-                        .await?
+                    let target = draft
+                        .snapshot
+                        .targets
+                        .iter()
+                        .find(|t| t.id == d.destination_id);
+                    let limited = draft.snapshot.rate_limited.contains(&d.destination_id);
+                    b.take(&txn, target, limited, at).await?
                 }
                 None => false,
             };
-            let delivery = if lease {
+            if lease {
                 let b = budget.as_ref().expect("leased with a budget");
                 // As a claim leaves it: due again at the lease's end, should this process die.
-                row.lease_owner = Set(Some(b.direct.worker.clone()));
-                row.lease_expires_at = Set(Some(b.lease_end));
-                row.next_attempt_at = Set(Some(b.lease_end));
-                let delivery = Delivery::try_from(row.clone().try_into_model()?)?;
+                d.lease_owner = Some(b.direct.worker.clone());
+                d.lease_expires_at = Some(b.lease_end);
+                d.next_attempt_at = Some(b.lease_end);
                 leased.push(deliveries::Claimed {
-                    delivery: delivery.clone(),
-                    body: body.clone(),
+                    delivery: Delivery::try_from(d.clone())?,
+                    body: a.row.body.clone(),
                 });
-                delivery
             } else {
                 queued += 1;
-                Delivery::try_from(row.clone().try_into_model()?)?
-            };
-            accepted.deliveries.push(delivery);
-            new_deliveries.push(row);
+            }
         }
-        fresh.insert(id.clone(), accepted);
+        fresh.push(a);
     }
     // Alert rows are wide (the body); fewer per statement.
-    for chunk in new_alerts.chunks(100) {
-        alert::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
+    for chunk in fresh.chunks(ALERTS_PER_INSERT) {
+        txn.execute_raw(insert_statement(
+            txn.get_database_backend(),
+            chunk.iter().map(|a| &a.row),
+        ))
+        .await?;
     }
-    if !new_deliveries.is_empty() {
-        deliveries::insert_rows(&txn, new_deliveries).await?;
+    let rows: Vec<&delivery::Model> = fresh.iter().flat_map(|a| &a.deliveries).collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        txn.execute_raw(deliveries::insert_statement(
+            txn.get_database_backend(),
+            chunk.iter().copied(),
+        ))
+        .await?;
     }
     if queued > 0 {
         // Leased rows are this process's; only queued ones are news to the other replicas.
         super::notify::queue(&txn, origin).await?;
     }
-
-    let mut results = Vec::with_capacity(batch.len());
-    let mut answered = HashSet::new();
-    for incoming in batch {
-        let id = &incoming.payload.alert_id;
-        let first_time = answered.insert(id.clone());
-        let result = match fresh.get(id) {
-            Some(a) => Accepted {
-                duplicate: !first_time,
-                ..a.clone()
-            },
-            None => load_accepted(&txn, id, true).await?,
-        };
-        results.push(result);
+    // Alerts stored before (by an earlier call, or another replica) answer as they were then.
+    let mut before: HashMap<String, Accepted> = HashMap::new();
+    for id in &known {
+        before.insert(id.clone(), load_accepted(&txn, id, true).await?);
     }
     txn.commit().await?;
+
+    // Results of the alerts this call stored, from the rows it wrote: reading them back would
+    // cost two queries per alert.
+    let mut results: HashMap<String, Accepted> = before;
+    for a in fresh {
+        let accepted = Accepted {
+            deliveries: a
+                .deliveries
+                .into_iter()
+                .map(Delivery::try_from)
+                .collect::<Result<_, _>>()?,
+            warnings: a.warnings,
+            duplicate: false,
+            alert: Alert::try_from(a.row)?,
+        };
+        results.insert(accepted.alert.id.clone(), accepted);
+    }
+    let mut answered = HashSet::new();
+    let results = batch
+        .iter()
+        .map(|incoming| {
+            let id = &incoming.payload.alert_id;
+            let first_time = answered.insert(id.as_str());
+            let a = results.get(id).ok_or_else(|| StoreError::NotFound {
+                kind: "alert",
+                id: id.clone(),
+            })?;
+            Ok(Accepted {
+                duplicate: a.duplicate || !first_time,
+                ..a.clone()
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
     Ok(AcceptedBatch {
         results,
         leased,
         queued,
     })
+}
+
+/// Alert rows per INSERT: each carries its body (a few KiB at most, `MAX_CONTEXT_BYTES`).
+const ALERTS_PER_INSERT: usize = 250;
+
+/// Which of these alert ids are stored already.
+async fn existing(
+    conn: &impl ConnectionTrait,
+    ids: &[&str],
+) -> Result<HashSet<String>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut p = Params::new(conn.get_database_backend());
+        let list = p.list(chunk.iter().copied());
+        for row in conn
+            .query_all_raw(p.statement(format!("SELECT id FROM alerts WHERE id IN ({list})")))
+            .await?
+        {
+            found.insert(row.try_get::<String>("", "id")?);
+        }
+    }
+    Ok(found)
+}
+
+/// Ids per `IN (…)` list: a whole alert group in one statement, far below both databases' bounds
+/// on parameters (SQLite 32,766; PostgreSQL 65,535).
+const ID_CHUNK: usize = 4000;
+
+/// One multi-row INSERT of alert rows.
+fn insert_statement<'a>(
+    backend: DatabaseBackend,
+    rows: impl Iterator<Item = &'a alert::Model>,
+) -> Statement {
+    let mut p = Params::new(backend);
+    let values: Vec<String> = rows
+        .map(|m| {
+            let row = p.list::<Value>([
+                m.id.as_str().into(),
+                m.detection_id.as_str().into(),
+                m.title.as_str().into(),
+                m.severity.as_str().into(),
+                m.alert_type.as_str().into(),
+                m.created_at.into(),
+                m.received_at.into(),
+                m.body.as_str().into(),
+                m.routing.as_str().into(),
+                m.log_types.as_str().into(),
+            ]);
+            format!("({row})")
+        })
+        .collect();
+    p.statement(format!(
+        "INSERT INTO alerts (id, detection_id, title, severity, alert_type, created_at, \
+         received_at, body, routing, log_types) VALUES {}",
+        values.join(", ")
+    ))
 }
 
 async fn load_accepted(

@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    Value,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
+    DatabaseConnection, EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 use serde_json::Value as Json;
 
@@ -145,7 +145,7 @@ impl From<delivery_attempt::Model> for Attempt {
     }
 }
 
-/// A new delivery row, not yet attempted.
+/// A new delivery row, not yet attempted, for sea-orm's inserts (see [`new_model`]).
 pub(crate) fn new_row(
     alert_id: &str,
     destination_id: &str,
@@ -155,44 +155,91 @@ pub(crate) fn new_row(
     test: bool,
     at: DateTime<Utc>,
 ) -> delivery::ActiveModel {
-    delivery::ActiveModel {
-        id: Set(ids::delivery()),
-        alert_id: Set(alert_id.to_owned()),
-        destination_id: Set(destination_id.to_owned()),
-        label: Set(label.to_owned()),
-        state: Set(DeliveryState::Pending.as_str().to_owned()),
-        webhook_id: Set(webhook_id),
-        resend_of: Set(resend_of),
-        test: Set(test),
-        attempt_count: Set(0),
-        next_attempt_at: Set(Some(at)),
-        lease_owner: Set(None),
-        lease_expires_at: Set(None),
-        status_code: Set(None),
-        response_body: Set(None),
-        message: Set(String::new()),
-        created_at: Set(at),
-        dispatched_at: Set(None),
-        updated_at: Set(at),
+    // Every column set, as a new row's must be.
+    new_model(
+        alert_id,
+        destination_id,
+        label,
+        webhook_id,
+        resend_of,
+        test,
+        at,
+    )
+    .into_active_model()
+    .reset_all()
+}
+
+/// A new delivery's row: queued, not yet attempted, due at `at`.
+pub(crate) fn new_model(
+    alert_id: &str,
+    destination_id: &str,
+    label: &str,
+    webhook_id: String,
+    resend_of: Option<String>,
+    test: bool,
+    at: DateTime<Utc>,
+) -> delivery::Model {
+    delivery::Model {
+        id: ids::delivery(),
+        alert_id: alert_id.to_owned(),
+        destination_id: destination_id.to_owned(),
+        label: label.to_owned(),
+        state: DeliveryState::Pending.as_str().to_owned(),
+        webhook_id,
+        resend_of,
+        test,
+        attempt_count: 0,
+        next_attempt_at: Some(at),
+        lease_owner: None,
+        lease_expires_at: None,
+        status_code: None,
+        response_body: None,
+        message: String::new(),
+        created_at: at,
+        dispatched_at: None,
+        updated_at: at,
     }
+}
+
+/// One multi-row INSERT of delivery rows, every column given.
+pub(crate) fn insert_statement<'a>(
+    backend: DatabaseBackend,
+    rows: impl Iterator<Item = &'a delivery::Model>,
+) -> Statement {
+    let mut p = Params::new(backend);
+    let values: Vec<String> = rows
+        .map(|m| {
+            let row = p.list::<Value>([
+                m.id.as_str().into(),
+                m.alert_id.as_str().into(),
+                m.destination_id.as_str().into(),
+                m.label.as_str().into(),
+                m.state.as_str().into(),
+                m.webhook_id.as_str().into(),
+                m.resend_of.clone().into(),
+                m.test.into(),
+                m.attempt_count.into(),
+                m.next_attempt_at.into(),
+                m.lease_owner.clone().into(),
+                m.lease_expires_at.into(),
+                m.status_code.into(),
+                m.response_body.clone().into(),
+                m.message.as_str().into(),
+                m.created_at.into(),
+                m.dispatched_at.into(),
+                m.updated_at.into(),
+            ]);
+            format!("({row})")
+        })
+        .collect();
+    p.statement(format!(
+        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {}",
+        values.join(", ")
+    ))
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters for any of our tables.
 pub(crate) const INSERT_CHUNK: usize = 500;
-
-pub(crate) async fn insert_rows(
-    conn: &impl ConnectionTrait,
-    rows: Vec<delivery::ActiveModel>,
-) -> Result<(), StoreError> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
-        delivery::Entity::insert_many(chunk)
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
-}
 
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Delivery>, StoreError> {
     delivery::Entity::find_by_id(id.to_owned())

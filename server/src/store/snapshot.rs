@@ -58,6 +58,12 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
+    /// The copy last read, if any, without looking at the database: what an alert group builds
+    /// its rows by before its transaction, where `current` then says whether it still holds.
+    pub fn last(&self) -> Option<Arc<Snapshot>> {
+        self.last.lock().expect("snapshot lock").clone()
+    }
+
     /// The destinations as of now, read through `txn`, which must be the write transaction that
     /// acts on them.
     ///
