@@ -550,9 +550,12 @@ pub async fn claim_due(
          ORDER BY next_attempt_at LIMIT {most}) RETURNING *",
         arms.join(" UNION ALL ")
     );
-    let claimed = delivery::Model::find_by_statement(p.statement(sql))
+    let mut claimed = delivery::Model::find_by_statement(p.statement(sql))
         .all(&txn)
         .await?;
+    // RETURNING gives no order (PostgreSQL's is the rows' order on disk), and the worker starts
+    // them in the order returned: oldest first, then by id, which is time-ordered too.
+    claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     if !buckets.is_empty() {
         let mut taken: HashMap<&str, usize> = HashMap::new();
         for m in &claimed {
