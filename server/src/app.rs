@@ -101,12 +101,6 @@ pub async fn serve(
         crate::store::counts::COMPACT_EVERY,
         stop.clone(),
     );
-    // SQLite's WAL is copied back into the database file beside the writer, not by it.
-    let checkpointer = crate::store::checkpoint::spawn_checkpointer(
-        store.db().clone(),
-        crate::store::checkpoint::CHECKPOINT_EVERY,
-        stop.clone(),
-    );
     let app = router(AppState {
         store,
         schema,
@@ -144,6 +138,5 @@ pub async fn serve(
     let _ = worker.await;
     let _ = pruner.await;
     let _ = counts.await;
-    let _ = checkpointer.await;
     served
 }
