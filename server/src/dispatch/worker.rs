@@ -44,7 +44,7 @@ const RECORD_TRIES_ON_FAULT: usize = 4;
 /// stand empty while a claim or an insert brings more. A claim comes when it is half empty: four
 /// windows make each claim bring two windows' worth (64 deliveries at the default 32 slots), so a
 /// backlog drains with half as many claims, each a commit on the one SQLite writer
-/// (BENCHMARKS.md: 10.5k → 11.7k deliveries/s while draining).
+/// (BENCHMARKS.md: ~10,400 → ~11,700 deliveries/s while draining).
 const QUEUE_WINDOWS: usize = 4;
 /// At shutdown, how long results still unwritten (and leases to hand back) may wait for the
 /// database beyond the grace, so a short outage at that moment does not cost re-sends.
