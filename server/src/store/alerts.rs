@@ -431,27 +431,23 @@ fn insert_statement<'a>(
     rows: impl Iterator<Item = &'a alert::Model>,
 ) -> Statement {
     let mut p = Params::new(backend);
-    let values: Vec<String> = rows
-        .map(|m| {
-            let row = p.list::<Value>([
-                m.id.as_str().into(),
-                m.detection_id.as_str().into(),
-                m.title.as_str().into(),
-                m.severity.as_str().into(),
-                m.alert_type.as_str().into(),
-                m.created_at.into(),
-                m.received_at.into(),
-                m.body.as_str().into(),
-                m.routing.as_str().into(),
-                m.log_types.as_str().into(),
-            ]);
-            format!("({row})")
-        })
-        .collect();
+    let values = p.rows(rows.map(|m| -> [Value; 10] {
+        [
+            m.id.as_str().into(),
+            m.detection_id.as_str().into(),
+            m.title.as_str().into(),
+            m.severity.as_str().into(),
+            m.alert_type.as_str().into(),
+            m.created_at.into(),
+            m.received_at.into(),
+            m.body.as_str().into(),
+            m.routing.as_str().into(),
+            m.log_types.as_str().into(),
+        ]
+    }));
     p.statement(format!(
         "INSERT INTO alerts (id, detection_id, title, severity, alert_type, created_at, \
-         received_at, body, routing, log_types) VALUES {}",
-        values.join(", ")
+         received_at, body, routing, log_types) VALUES {values}"
     ))
 }
 
@@ -513,7 +509,7 @@ pub async fn insert_test(
     // receiver sees it like any other request.
     super::destinations::draw_unconditional(&txn, destination_id, at).await?;
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-    let mut row = deliveries::new_row(
+    let mut delivery = deliveries::new_model(
         &payload.alert_id,
         destination_id,
         label,
@@ -522,12 +518,14 @@ pub async fn insert_test(
         true,
         at,
     );
-    row.lease_owner = Set(Some(worker.to_owned()));
-    row.lease_expires_at = Set(Some(lease_end));
-    row.next_attempt_at = Set(Some(lease_end));
-    let delivery = delivery::Entity::insert(row)
-        .exec_with_returning(&txn)
-        .await?;
+    delivery.lease_owner = Some(worker.to_owned());
+    delivery.lease_expires_at = Some(lease_end);
+    delivery.next_attempt_at = Some(lease_end);
+    txn.execute_raw(deliveries::insert_statement(
+        txn.get_database_backend(),
+        [&delivery].into_iter(),
+    ))
+    .await?;
     audit::record(
         &txn,
         actor,

@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
-    DatabaseConnection, EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    Value,
 };
 use serde_json::Value as Json;
 
@@ -145,30 +145,6 @@ impl From<delivery_attempt::Model> for Attempt {
     }
 }
 
-/// A new delivery row, not yet attempted, for sea-orm's inserts (see [`new_model`]).
-pub(crate) fn new_row(
-    alert_id: &str,
-    destination_id: &str,
-    label: &str,
-    webhook_id: String,
-    resend_of: Option<String>,
-    test: bool,
-    at: DateTime<Utc>,
-) -> delivery::ActiveModel {
-    // Every column set, as a new row's must be.
-    new_model(
-        alert_id,
-        destination_id,
-        label,
-        webhook_id,
-        resend_of,
-        test,
-        at,
-    )
-    .into_active_model()
-    .reset_all()
-}
-
 /// A new delivery's row: queued, not yet attempted, due at `at`.
 pub(crate) fn new_model(
     alert_id: &str,
@@ -207,34 +183,30 @@ pub(crate) fn insert_statement<'a>(
     rows: impl Iterator<Item = &'a delivery::Model>,
 ) -> Statement {
     let mut p = Params::new(backend);
-    let values: Vec<String> = rows
-        .map(|m| {
-            let row = p.list::<Value>([
-                m.id.as_str().into(),
-                m.alert_id.as_str().into(),
-                m.destination_id.as_str().into(),
-                m.label.as_str().into(),
-                m.state.as_str().into(),
-                m.webhook_id.as_str().into(),
-                m.resend_of.clone().into(),
-                m.test.into(),
-                m.attempt_count.into(),
-                m.next_attempt_at.into(),
-                m.lease_owner.clone().into(),
-                m.lease_expires_at.into(),
-                m.status_code.into(),
-                m.response_body.clone().into(),
-                m.message.as_str().into(),
-                m.created_at.into(),
-                m.dispatched_at.into(),
-                m.updated_at.into(),
-            ]);
-            format!("({row})")
-        })
-        .collect();
+    let values = p.rows(rows.map(|m| -> [Value; 18] {
+        [
+            m.id.as_str().into(),
+            m.alert_id.as_str().into(),
+            m.destination_id.as_str().into(),
+            m.label.as_str().into(),
+            m.state.as_str().into(),
+            m.webhook_id.as_str().into(),
+            m.resend_of.clone().into(),
+            m.test.into(),
+            m.attempt_count.into(),
+            m.next_attempt_at.into(),
+            m.lease_owner.clone().into(),
+            m.lease_expires_at.into(),
+            m.status_code.into(),
+            m.response_body.clone().into(),
+            m.message.as_str().into(),
+            m.created_at.into(),
+            m.dispatched_at.into(),
+            m.updated_at.into(),
+        ]
+    }));
     p.statement(format!(
-        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {}",
-        values.join(", ")
+        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {values}"
     ))
 }
 
@@ -879,22 +851,18 @@ fn record_statement(
     // Placeholders in the order of the text (see `sql::Params`).
     let mut p = Params::new(backend);
     let updated_at = p.push(at);
-    let rows: Vec<String> = chunk
-        .iter()
-        .map(|o| {
-            let row = p.list::<Value>([
-                o.delivery_id.as_str().into(),
-                o.state.as_str().into(),
-                o.attempt.number.into(),
-                o.next_attempt_at.into(),
-                o.attempt.status_code.into(),
-                o.attempt.response_body.clone().into(),
-                o.message.clone().into(),
-                o.attempt.started_at.into(),
-            ]);
-            format!("({row})")
-        })
-        .collect();
+    let rows = p.rows(chunk.iter().map(|o| -> [Value; 8] {
+        [
+            o.delivery_id.as_str().into(),
+            o.state.as_str().into(),
+            o.attempt.number.into(),
+            o.next_attempt_at.into(),
+            o.attempt.status_code.into(),
+            o.attempt.response_body.clone().into(),
+            o.message.clone().into(),
+            o.attempt.started_at.into(),
+        ]
+    }));
     let owner = p.push(worker);
     // VALUES columns are column1…column8 on both databases.
     p.statement(format!(
@@ -906,7 +874,7 @@ fn record_statement(
          WHERE deliveries.id = v.column1 AND deliveries.lease_owner = {owner} \
            AND {state} IN {OPEN_STATES} \
          RETURNING {DELIVERY_COLUMNS}",
-        rows.join(", ")
+        rows
     ))
 }
 
@@ -983,13 +951,10 @@ async fn count_failures(
             .await?;
         }
         let mut p = Params::new(backend);
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|(id, t)| {
-                let row = p.list::<Value>([(*id).into(), t.reset.into(), t.failures.into()]);
-                format!("({row})")
-            })
-            .collect();
+        let rows =
+            p.rows(chunk.iter().map(|(id, t)| -> [Value; 3] {
+                [(*id).into(), t.reset.into(), t.failures.into()]
+            }));
         // A success on a destination whose count is already 0 changes nothing, and is left out so
         // that the common case writes no destination row.
         let sql = format!(
@@ -1000,7 +965,7 @@ async fn count_failures(
                AND (v.column3 > 0 OR destinations.consecutive_failures <> 0) \
              RETURNING destinations.id AS id, destinations.consecutive_failures AS count, \
                destinations.auto_disable_after_failures AS threshold, destinations.enabled AS enabled",
-            rows.join(", ")
+            rows
         );
         #[derive(FromQueryResult)]
         struct Counted {
@@ -1094,7 +1059,7 @@ pub async fn enqueue(
     resend_of: Option<String>,
     test: bool,
 ) -> Result<Delivery, StoreError> {
-    let row = new_row(
+    let model = new_model(
         alert_id,
         destination_id,
         label,
@@ -1103,9 +1068,11 @@ pub async fn enqueue(
         test,
         now(),
     );
-    let model = delivery::Entity::insert(row)
-        .exec_with_returning(conn)
-        .await?;
+    conn.execute_raw(insert_statement(
+        conn.get_database_backend(),
+        [&model].into_iter(),
+    ))
+    .await?;
     Delivery::try_from(model)
 }
 

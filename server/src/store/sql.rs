@@ -42,6 +42,14 @@ impl Params {
             .join(", ")
     }
 
+    /// `(…), (…)` for a multi-row VALUES list, one placeholder a value, in order.
+    pub fn rows<const N: usize>(&mut self, rows: impl IntoIterator<Item = [Value; N]>) -> String {
+        rows.into_iter()
+            .map(|row| format!("({})", self.list(row)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn statement(self, sql: impl Into<String>) -> Statement {
         Statement::from_sql_and_values(self.backend, sql, self.values)
     }
@@ -56,12 +64,26 @@ mod tests {
         let mut pg = Params::new(DatabaseBackend::Postgres);
         assert_eq!(pg.push(1), "$1");
         assert_eq!(pg.list(["a", "b"]), "$2, $3");
+        assert_eq!(
+            pg.rows([
+                [Value::from(1), Value::from(2)],
+                [Value::from(3), Value::from(4)]
+            ]),
+            "($4, $5), ($6, $7)"
+        );
         let mut lite = Params::new(DatabaseBackend::Sqlite);
         assert_eq!(lite.push(1), "?");
         assert_eq!(lite.list(["a", "b"]), "?, ?");
         assert_eq!(
+            lite.rows([
+                [Value::from(1), Value::from(2)],
+                [Value::from(3), Value::from(4)]
+            ]),
+            "(?, ?), (?, ?)"
+        );
+        assert_eq!(
             lite.statement("SELECT ?").values.map(|v| v.0.len()),
-            Some(3)
+            Some(7)
         );
     }
 }
