@@ -299,20 +299,22 @@ async fn accept_once(
     let mut budget = direct.map(|d| LeaseBudget::new(d, at));
     let mut leased = Vec::new();
     let mut queued = 0;
-    let mut fresh: Vec<DraftAlert> = Vec::with_capacity(draft.alerts.len());
-    for mut a in draft.alerts {
+    let Draft { snapshot, alerts } = draft;
+    let by_id: HashMap<&str, &RouteTarget> = snapshot
+        .targets
+        .iter()
+        .map(|t| (t.id.as_str(), t))
+        .collect();
+    let mut fresh: Vec<DraftAlert> = Vec::with_capacity(alerts.len());
+    for mut a in alerts {
         if known.contains(&a.row.id) {
             continue;
         }
         for d in &mut a.deliveries {
             let lease = match budget.as_mut() {
                 Some(b) => {
-                    let target = draft
-                        .snapshot
-                        .targets
-                        .iter()
-                        .find(|t| t.id == d.destination_id);
-                    let limited = draft.snapshot.rate_limited.contains(&d.destination_id);
+                    let target = by_id.get(d.destination_id.as_str()).copied();
+                    let limited = snapshot.rate_limited.contains(&d.destination_id);
                     b.take(&txn, target, limited, at).await?
                 }
                 None => false,
