@@ -180,8 +180,8 @@ impl Inner {
         (slots * QUEUE_WINDOWS).min(slots.max(self.config.max_in_flight as usize / 2))
     }
 
-    /// Destinations with as much claimed work as they have request slots sit out the next claims,
-    /// so a slow destination cannot fill the process's capacity with work that only waits.
+    /// Destinations holding as much as `queue_limit` allows sit out the next claims, so a slow
+    /// destination cannot fill the process's capacity with work that only waits.
     fn saturated_destinations(&self) -> Vec<String> {
         let limit = self.queue_limit();
         self.per_destination

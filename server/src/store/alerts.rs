@@ -222,11 +222,6 @@ struct DraftAlert {
 }
 
 fn draft(snapshot: Arc<Snapshot>, batch: &[IncomingAlert], at: DateTime<Utc>) -> Draft {
-    let by_id: HashMap<&str, &RouteTarget> = snapshot
-        .targets
-        .iter()
-        .map(|t| (t.id.as_str(), t))
-        .collect();
     let mut seen = HashSet::new();
     let mut alerts = Vec::with_capacity(batch.len());
     for incoming in batch {
@@ -258,8 +253,8 @@ fn draft(snapshot: Arc<Snapshot>, batch: &[IncomingAlert], at: DateTime<Utc>) ->
             .destinations
             .iter()
             .map(|dest| {
-                let label = by_id
-                    .get(dest.as_str())
+                let label = snapshot
+                    .target(dest)
                     .map(|t| t.display_name.as_str())
                     .unwrap_or_default();
                 deliveries::new_model(id, dest, label, ids::webhook(), None, false, at)
@@ -300,11 +295,6 @@ async fn accept_once(
     let mut leased = Vec::new();
     let mut queued = 0;
     let Draft { snapshot, alerts } = draft;
-    let by_id: HashMap<&str, &RouteTarget> = snapshot
-        .targets
-        .iter()
-        .map(|t| (t.id.as_str(), t))
-        .collect();
     let mut fresh: Vec<DraftAlert> = Vec::with_capacity(alerts.len());
     for mut a in alerts {
         if known.contains(&a.row.id) {
@@ -313,7 +303,7 @@ async fn accept_once(
         for d in &mut a.deliveries {
             let lease = match budget.as_mut() {
                 Some(b) => {
-                    let target = by_id.get(d.destination_id.as_str()).copied();
+                    let target = snapshot.target(&d.destination_id);
                     let limited = snapshot.rate_limited.contains(&d.destination_id);
                     b.take(&txn, target, limited, at).await?
                 }

@@ -15,11 +15,12 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, FromQueryResult, Statement,
-    TransactionTrait, Value,
+    TransactionTrait,
 };
 
 use super::StoreError;
 use super::deliveries::{DeliveryFilter, DeliveryState};
+use super::sql::Params;
 
 #[derive(FromQueryResult)]
 struct CountRow {
@@ -45,15 +46,12 @@ pub async fn by_state(
     let backend = conn.get_database_backend();
     // 500 ids a statement: well under SQLite's bound-parameter limit.
     for chunk in destination_ids.chunks(500) {
-        let (list, values) = placeholders(backend, chunk);
-        let rows = CountRow::find_by_statement(Statement::from_sql_and_values(
-            backend,
-            format!(
-                "SELECT destination_id, state, CAST(SUM(n) AS BIGINT) AS n FROM delivery_counts \
-                 WHERE destination_id IN ({list}) GROUP BY destination_id, state"
-            ),
-            values,
-        ))
+        let mut p = Params::new(backend);
+        let list = p.list(chunk.iter().map(String::as_str));
+        let rows = CountRow::find_by_statement(p.statement(format!(
+            "SELECT destination_id, state, CAST(SUM(n) AS BIGINT) AS n FROM delivery_counts \
+             WHERE destination_id IN ({list}) GROUP BY destination_id, state"
+        )))
         .all(conn)
         .await?;
         for r in rows {
@@ -78,16 +76,13 @@ pub async fn total(
     if filter.alert_id.is_some() {
         return Ok(None);
     }
-    let backend = conn.get_database_backend();
+    let mut p = Params::new(conn.get_database_backend());
     let mut clauses = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
     if let Some(d) = &filter.destination_id {
-        values.push(d.clone().into());
-        clauses.push(format!("destination_id = {}", param(backend, values.len())));
+        clauses.push(format!("destination_id = {}", p.push(d.as_str())));
     }
     if let Some(s) = filter.state {
-        values.push(s.as_str().into());
-        clauses.push(format!("state = {}", param(backend, values.len())));
+        clauses.push(format!("state = {}", p.push(s.as_str())));
     }
     let filter_sql = if clauses.is_empty() {
         String::new()
@@ -98,11 +93,9 @@ pub async fn total(
     struct Total {
         n: Option<i64>,
     }
-    let row = Total::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        format!("SELECT CAST(SUM(n) AS BIGINT) AS n FROM delivery_counts{filter_sql}"),
-        values,
-    ))
+    let row = Total::find_by_statement(p.statement(format!(
+        "SELECT CAST(SUM(n) AS BIGINT) AS n FROM delivery_counts{filter_sql}"
+    )))
     .one(conn)
     .await?;
     Ok(Some(row.and_then(|r| r.n).unwrap_or(0).max(0) as u64))
@@ -148,21 +141,6 @@ pub async fn compact(db: &DatabaseConnection) -> Result<u64, StoreError> {
         .rows_affected();
     txn.commit().await?;
     Ok(folded)
-}
-
-fn param(backend: DatabaseBackend, n: usize) -> String {
-    match backend {
-        DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    }
-}
-
-fn placeholders(backend: DatabaseBackend, ids: &[String]) -> (String, Vec<Value>) {
-    let list = (1..=ids.len())
-        .map(|n| param(backend, n))
-        .collect::<Vec<_>>()
-        .join(", ");
-    (list, ids.iter().map(|id| id.clone().into()).collect())
 }
 
 /// How often `herald serve` folds PostgreSQL's delta rows: at a few thousand deliveries a second

@@ -9,7 +9,7 @@
 //! SQLite's single writer per alert group and per claim, and on PostgreSQL a thousand row locks
 //! per alert group (BENCHMARKS.md).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::{
@@ -29,12 +29,19 @@ pub struct Snapshot {
     epoch: i64,
     /// Every destination, in id order.
     pub targets: Vec<RouteTarget>,
+    /// Where each destination is in `targets`, by id.
+    positions: HashMap<String, usize>,
     /// The destinations with a rate limit: only a claim draws from their token bucket, so their
     /// deliveries are never leased at insert, and claims read their bucket.
     pub rate_limited: HashSet<String>,
 }
 
 impl Snapshot {
+    /// The destination with this id, if it exists.
+    pub fn target(&self, id: &str) -> Option<&RouteTarget> {
+        self.positions.get(id).map(|&i| &self.targets[i])
+    }
+
     /// The enabled destinations without a rate limit, in id order.
     pub fn unlimited(&self) -> impl Iterator<Item = &str> {
         self.targets
@@ -124,12 +131,16 @@ async fn read(conn: &impl ConnectionTrait, epoch: i64) -> Result<Snapshot, Store
     let mut snapshot = Snapshot {
         epoch,
         targets: Vec::with_capacity(rows.len()),
+        positions: HashMap::with_capacity(rows.len()),
         rate_limited: HashSet::new(),
     };
     for (id, display_name, enabled, severity_mask, alert_type_mask, log_types, rate) in rows {
         if rate.is_some() {
             snapshot.rate_limited.insert(id.clone());
         }
+        snapshot
+            .positions
+            .insert(id.clone(), snapshot.targets.len());
         snapshot.targets.push(RouteTarget {
             log_types: parse_log_types(&log_types, &format!("destination {id}"))?,
             id,
