@@ -98,7 +98,7 @@ pub struct Reservation {
     permits: Vec<OwnedSemaphorePermit>,
     /// The request slots of the deliveries leased with it, in their order: taken by [`hold`] as
     /// soon as the insert commits.
-    slots: Vec<Arc<Semaphore>>,
+    slots: Vec<Place>,
 }
 
 /// Claimed deliveries by what they are doing, so that shutdown knows what to hand back.
@@ -124,6 +124,35 @@ struct DestinationSlot {
     requests: Arc<Semaphore>,
     /// Claimed and not yet finished, whether sending or waiting for a request slot.
     claimed: usize,
+    /// Fires once the delivery given the last place has its request slot (or gave up its turn).
+    tail: Option<oneshot::Receiver<()>>,
+}
+
+/// A delivery's place in its destination's line: it takes a request slot only after the delivery
+/// placed before it took one, so a destination's deliveries are sent in the order they were
+/// placed (the order they were stored or claimed in), whatever order the runtime happens to poll
+/// their tasks in. Without it, a burst's tasks could reach the semaphore out of order.
+struct Place {
+    requests: Arc<Semaphore>,
+    after: Option<oneshot::Receiver<()>>,
+    taken: oneshot::Sender<()>,
+}
+
+impl Place {
+    /// Waits for the turn, then for a request slot.
+    async fn request_slot(self) -> OwnedSemaphorePermit {
+        if let Some(after) = self.after {
+            // An error is a predecessor that ended without a slot: the turn is ours all the same.
+            let _ = after.await;
+        }
+        let permit = self
+            .requests
+            .acquire_owned()
+            .await
+            .expect("slot semaphores are never closed");
+        let _ = self.taken.send(());
+        permit
+    }
 }
 
 impl Inner {
@@ -193,7 +222,8 @@ impl Inner {
             .collect()
     }
 
-    fn take_slot(&self, destination: &str) -> Arc<Semaphore> {
+    /// Counts a delivery as this process's and gives it the next place in its destination's line.
+    fn take_slot(&self, destination: &str) -> Place {
         let mut slots = self.per_destination.lock().expect("slots lock");
         let slot = slots
             .entry(destination.to_owned())
@@ -202,9 +232,15 @@ impl Inner {
                     self.config.max_in_flight_per_destination as usize,
                 )),
                 claimed: 0,
+                tail: None,
             });
         slot.claimed += 1;
-        slot.requests.clone()
+        let (taken, next) = oneshot::channel();
+        Place {
+            requests: slot.requests.clone(),
+            after: slot.tail.replace(next),
+            taken,
+        }
     }
 
     /// Called when a claimed delivery is finished (its permit already dropped). Wakes the claim
@@ -393,12 +429,22 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             idle(&inner, &shutdown, claim.throttled_until).await;
             continue;
         }
+        // In line at once, before anything is awaited: deliveries stored or claimed after this
+        // claim's commit are sent after these.
+        let places: Vec<Place> = claimed
+            .iter()
+            .map(|c| inner.take_slot(&c.delivery.destination_id))
+            .collect();
         let targets = match destinations_of(&inner, &claimed).await {
             Ok(targets) => targets,
             Err(e) => {
                 // Handed back, so they need not wait out the lease; if that fails too, the
                 // lease brings them back.
                 drop(permits);
+                drop(places);
+                for c in &claimed {
+                    inner.release_slot(&c.delivery.destination_id);
+                }
                 let wait = backoff.next();
                 tracing::error!(error = %e, retry_in = ?wait, "cannot load destinations for claimed deliveries");
                 let ids: Vec<String> = claimed.iter().map(|c| c.delivery.id.clone()).collect();
@@ -417,13 +463,12 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
         };
         let mut launcher = inner.launcher.lock().expect("launcher lock");
         let launcher = launcher.as_mut().expect("set while the loop runs");
-        for c in claimed {
+        for (c, place) in claimed.into_iter().zip(places) {
             let permit = permits
                 .pop()
                 .expect("a claim never exceeds the permits taken");
             let target = targets.get(&c.delivery.destination_id).cloned();
-            let slot = inner.take_slot(&c.delivery.destination_id);
-            launch(&inner, launcher, c, target, permit, slot);
+            launch(&inner, launcher, c, target, permit, place);
         }
     }
     let tasks = inner
@@ -437,14 +482,14 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
 }
 
 /// Starts the attempt of a delivery leased to this worker; it waits for a request slot of its
-/// destination first, in the order started.
+/// destination first, in the order of its `place`.
 fn launch(
     inner: &Arc<Inner>,
     launcher: &mut Launcher,
     c: Claimed,
     target: Option<Arc<Destination>>,
     permit: OwnedSemaphorePermit,
-    slot: Arc<Semaphore>,
+    slot: Place,
 ) {
     inner
         .tracked
@@ -734,7 +779,7 @@ async fn run_one(
     inner: &Inner,
     claimed: Claimed,
     target: Option<Arc<Destination>>,
-    slot: Arc<Semaphore>,
+    slot: Place,
     permit: OwnedSemaphorePermit,
     shutdown: &CancellationToken,
 ) {
@@ -748,7 +793,7 @@ async fn run_one(
     };
     let outcome = {
         let _request_slot = tokio::select! {
-            permit = slot.acquire() => permit.expect("slot semaphores are never closed"),
+            permit = slot.request_slot() => permit,
             // Shutdown hands this delivery back; it is not attempted here.
             _ = shutdown.cancelled() => return,
         };
