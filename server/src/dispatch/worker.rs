@@ -1028,8 +1028,16 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
             // a commit's cost is mostly per transaction (the WAL frames of every page touched,
             // the checkpoint that copies them back), and under a steady stream of results a
             // recorder that writes whatever is there settles into commits of a few rows each.
-            let room = RECORD_BATCH - batch.len();
-            let _ = tokio::time::timeout(RECORD_LINGER, rx.recv_many(&mut batch, room)).await;
+            // Until the deadline, not only until the next result: `recv_many` returns as soon
+            // as one is there, and a single wait for it made batches of one or two.
+            let until = tokio::time::Instant::now() + RECORD_LINGER;
+            while batch.len() < RECORD_LINGER_BELOW {
+                let room = RECORD_BATCH - batch.len();
+                match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
         }
         let outcomes: Vec<Outcome> = batch.iter().map(|(o, _, _)| o.clone()).collect();
         let written = write_until_done(&inner, &outcomes).await;

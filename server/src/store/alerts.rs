@@ -17,7 +17,7 @@ use super::deliveries::{self, Delivery, INSERT_CHUNK};
 use super::entities::{alert, delivery};
 use super::error::is_unique_violation;
 use super::snapshot::Snapshot;
-use super::sql::Params;
+use super::sql::{Params, execute_all};
 use super::{Page, Store, StoreError, ids, now};
 use crate::dispatch::payload::PantherPayload;
 use crate::dispatch::routing::{self, RouteTarget, RoutingRequest};
@@ -155,17 +155,42 @@ struct LeaseBudget<'a> {
     /// Per destination looked at so far: how many more it may take; 0 once one of its
     /// deliveries went to the queue, so that none after it in this batch overtakes it.
     room: HashMap<String, usize>,
+    /// The destinations asked about before (see [`look_up`]), and of those the ones with queued
+    /// work due; any other is asked when it comes up.
+    probed: HashSet<String>,
+    due: HashSet<String>,
 }
 
 impl<'a> LeaseBudget<'a> {
-    fn new(direct: &'a DirectLease, at: DateTime<Utc>) -> Self {
+    fn new(
+        direct: &'a DirectLease,
+        at: DateTime<Utc>,
+        probed: HashSet<String>,
+        due: HashSet<String>,
+    ) -> Self {
         LeaseBudget {
             direct,
             lease_end: at
                 + chrono::Duration::from_std(direct.lease).unwrap_or(chrono::Duration::minutes(5)),
             left: direct.total,
             room: HashMap::new(),
+            probed,
+            due,
         }
+    }
+
+    /// Whether `destination_id` has queued work due, which a delivery leased at insert would
+    /// overtake.
+    async fn has_due(
+        &self,
+        conn: &impl ConnectionTrait,
+        destination_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if self.probed.contains(destination_id) {
+            return Ok(self.due.contains(destination_id));
+        }
+        deliveries::has_due(conn, destination_id, at).await
     }
 
     /// Whether the next delivery to `target` is leased at insert; takes its place if so.
@@ -181,14 +206,12 @@ impl<'a> LeaseBudget<'a> {
         };
         if !self.room.contains_key(&target.id) {
             let held = self.direct.held.get(&target.id).copied().unwrap_or(0);
-            let room = if !target.enabled
-                || rate_limited
-                || deliveries::has_due(conn, &target.id, at).await?
-            {
-                0
-            } else {
-                self.direct.per_destination.saturating_sub(held)
-            };
+            let room =
+                if !target.enabled || rate_limited || self.has_due(conn, &target.id, at).await? {
+                    0
+                } else {
+                    self.direct.per_destination.saturating_sub(held)
+                };
             self.room.insert(target.id.clone(), room);
         }
         let room = self.room.get_mut(&target.id).expect("inserted above");
@@ -219,6 +242,25 @@ struct DraftAlert {
     warnings: Vec<String>,
     /// Queued, due now; the transaction leases some of them at insert.
     deliveries: Vec<delivery::Model>,
+}
+
+impl Draft {
+    /// The destinations this draft's deliveries could be leased to at insert: enabled, without a
+    /// rate limit; each once.
+    fn lease_candidates(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.alerts
+            .iter()
+            .flat_map(|a| &a.deliveries)
+            .map(|d| d.destination_id.as_str())
+            .filter(|id| {
+                self.snapshot.target(id).is_some_and(|t| t.enabled)
+                    && !self.snapshot.rate_limited.contains(*id)
+            })
+            .filter(|id| seen.insert(*id))
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 fn draft(snapshot: Arc<Snapshot>, batch: &[IncomingAlert], at: DateTime<Utc>) -> Draft {
@@ -279,19 +321,27 @@ async fn accept_once(
         .snapshots()
         .last()
         .map(|snapshot| draft(snapshot, batch, now()));
+    // The destinations whose deliveries may be leased at insert, by the draft: asked about in the
+    // transaction's first statement rather than one statement each as they come up.
+    let probe: Vec<String> = match (&prepared, direct) {
+        (Some(d), Some(_)) => d.lease_candidates(),
+        _ => Vec::new(),
+    };
     let txn = super::begin_write(store.writer()).await?;
+    // What is due in the queue is asked as of now, so that a delivery queued since the draft (by
+    // another replica, or a re-send) is not overtaken.
+    let at = now();
     let wanted: Vec<&str> = batch.iter().map(|a| a.payload.alert_id.as_str()).collect();
-    let known = existing(&txn, &wanted).await?;
-    let snapshot = store.snapshots().current(&txn).await?;
+    let looked = look_up(&txn, &wanted, &probe, at).await?;
+    let snapshot = store.snapshots().at_epoch(&txn, looked.epoch).await?;
+    let known = looked.known;
     let draft = match prepared.take() {
         Some(d) if Arc::ptr_eq(&d.snapshot, &snapshot) => d,
         // The destinations changed since (or were never read): route again by what holds now.
         _ => draft(snapshot, batch, now()),
     };
-    // The rows were built a moment ago; what is due in the queue is asked as of now, so that a
-    // delivery queued since (by another replica, or a re-send) is not overtaken.
-    let at = now();
-    let mut budget = direct.map(|d| LeaseBudget::new(d, at));
+    let mut budget =
+        direct.map(|d| LeaseBudget::new(d, at, probe.into_iter().collect(), looked.due));
     let mut leased = Vec::new();
     let mut queued = 0;
     let Draft { snapshot, alerts } = draft;
@@ -325,22 +375,18 @@ async fn accept_once(
         }
         fresh.push(a);
     }
-    // Alert rows are wide (the body); fewer per statement.
-    for chunk in fresh.chunks(ALERTS_PER_INSERT) {
-        txn.execute_raw(insert_statement(
-            txn.get_database_backend(),
-            chunk.iter().map(|a| &a.row),
-        ))
-        .await?;
-    }
+    // Alert rows are wide (the body); fewer per statement. All in one round trip on SQLite.
+    let backend = txn.get_database_backend();
+    let mut inserts: Vec<Statement> = fresh
+        .chunks(ALERTS_PER_INSERT)
+        .map(|chunk| insert_statement(backend, chunk.iter().map(|a| &a.row)))
+        .collect();
     let rows: Vec<&delivery::Model> = fresh.iter().flat_map(|a| &a.deliveries).collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        txn.execute_raw(deliveries::insert_statement(
-            txn.get_database_backend(),
-            chunk.iter().copied(),
-        ))
-        .await?;
-    }
+    inserts.extend(
+        rows.chunks(INSERT_CHUNK)
+            .map(|chunk| deliveries::insert_statement(backend, chunk.iter().copied())),
+    );
+    execute_all(&txn, inserts).await?;
     if queued > 0 {
         // Leased rows are this process's; only queued ones are news to the other replicas.
         super::notify::queue(&txn, origin).await?;
@@ -394,23 +440,86 @@ async fn accept_once(
 /// Alert rows per INSERT: each carries its body (a few KiB at most, `MAX_CONTEXT_BYTES`).
 const ALERTS_PER_INSERT: usize = 250;
 
-/// Which of these alert ids are stored already.
-async fn existing(
+/// What an alert group's transaction reads before it writes.
+struct LookedUp {
+    /// Which of the group's alert ids are stored already.
+    known: HashSet<String>,
+    /// `destination_epoch`, to check the draft's destinations against.
+    epoch: i64,
+    /// Which of the destinations asked about have queued work due.
+    due: HashSet<String>,
+}
+
+/// Reads what an alert group's transaction needs, in one statement: its alerts stored already,
+/// `destination_epoch`, and for each destination in `probe` whether it has queued work due at
+/// `at` (one probe of the queue index each). One round trip instead of three or more: on SQLite
+/// each round trip holds the one writer while it waits for a tokio worker (BENCHMARKS.md).
+async fn look_up(
     conn: &impl ConnectionTrait,
     ids: &[&str],
-) -> Result<HashSet<String>, StoreError> {
-    let mut found = HashSet::new();
-    for chunk in ids.chunks(ID_CHUNK) {
-        let mut p = Params::new(conn.get_database_backend());
+    probe: &[String],
+    at: DateTime<Utc>,
+) -> Result<LookedUp, StoreError> {
+    let backend = conn.get_database_backend();
+    let mut looked = LookedUp {
+        known: HashSet::new(),
+        epoch: 0,
+        due: HashSet::new(),
+    };
+    // Ids beyond the first chunk (a group larger than any the ingest makes) are asked apart.
+    let (first, rest) = ids.split_at(ids.len().min(ID_CHUNK));
+    let mut p = Params::new(backend);
+    let mut arms = Vec::new();
+    if !first.is_empty() {
+        let list = p.list(first.iter().copied());
+        arms.push(format!(
+            "SELECT 'alert' AS kind, id AS value FROM alerts WHERE id IN ({list})"
+        ));
+    }
+    arms.push(format!(
+        "SELECT 'epoch', CAST(n AS TEXT) FROM ({}) AS epoch",
+        super::snapshot::epoch_select(backend)
+    ));
+    if !probe.is_empty() {
+        let list = p.rows(probe.iter().map(|id| [Value::from(id.as_str())]));
+        let due = p.push(at);
+        arms.push(format!(
+            "SELECT 'due', v.column1 FROM (VALUES {list}) AS v WHERE EXISTS (\
+               SELECT 1 FROM deliveries WHERE destination_id = v.column1 \
+               AND state IN {} AND next_attempt_at <= {due})",
+            deliveries::OPEN_STATES
+        ));
+    }
+    let mut epoch = None;
+    for row in conn
+        .query_all_raw(p.statement(arms.join(" UNION ALL ")))
+        .await?
+    {
+        let kind: String = row.try_get("", "kind")?;
+        let value: String = row.try_get("", "value")?;
+        match kind.as_str() {
+            "alert" => {
+                looked.known.insert(value);
+            }
+            "due" => {
+                looked.due.insert(value);
+            }
+            _ => epoch = value.parse::<i64>().ok(),
+        }
+    }
+    looked.epoch =
+        epoch.ok_or_else(|| StoreError::Corrupt("destination_epoch has no row".into()))?;
+    for chunk in rest.chunks(ID_CHUNK) {
+        let mut p = Params::new(backend);
         let list = p.list(chunk.iter().copied());
         for row in conn
             .query_all_raw(p.statement(format!("SELECT id FROM alerts WHERE id IN ({list})")))
             .await?
         {
-            found.insert(row.try_get::<String>("", "id")?);
+            looked.known.insert(row.try_get::<String>("", "id")?);
         }
     }
-    Ok(found)
+    Ok(looked)
 }
 
 /// Ids per `IN (…)` list: a whole alert group in one statement, far below both databases' bounds

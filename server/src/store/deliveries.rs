@@ -60,7 +60,7 @@ impl DeliveryState {
 }
 
 /// The SQL list of unfinished states, for queries written by hand.
-const OPEN_STATES: &str = "('PENDING', 'RETRYING')";
+pub(crate) const OPEN_STATES: &str = "('PENDING', 'RETRYING')";
 
 #[derive(Debug, Clone)]
 pub struct Delivery {

@@ -80,6 +80,16 @@ impl Snapshots {
     /// transaction routed to it); on SQLite the transaction holds the write lock.
     pub async fn current(&self, txn: &impl ConnectionTrait) -> Result<Arc<Snapshot>, StoreError> {
         let epoch = epoch(txn).await?;
+        self.at_epoch(txn, epoch).await
+    }
+
+    /// `current`, for a caller that read `destination_epoch` itself (with [`epoch_select`]) in
+    /// a statement of its own, inside `txn`.
+    pub async fn at_epoch(
+        &self,
+        txn: &impl ConnectionTrait,
+        epoch: i64,
+    ) -> Result<Arc<Snapshot>, StoreError> {
         if let Some(last) = self.last.lock().expect("snapshot lock").as_ref()
             && last.epoch == epoch
         {
@@ -91,24 +101,26 @@ impl Snapshots {
     }
 }
 
+/// The query that reads `destination_epoch` (column `n`), holding it on PostgreSQL until the
+/// transaction ends (see [`Snapshots::current`]). It may stand as a subquery in FROM.
+pub(crate) fn epoch_select(backend: DatabaseBackend) -> &'static str {
+    if backend == DatabaseBackend::Postgres {
+        "SELECT n FROM destination_epoch WHERE id = 1 FOR SHARE"
+    } else {
+        "SELECT n FROM destination_epoch WHERE id = 1"
+    }
+}
+
 async fn epoch(conn: &impl ConnectionTrait) -> Result<i64, StoreError> {
     #[derive(FromQueryResult)]
     struct Row {
         n: i64,
     }
     let backend = conn.get_database_backend();
-    let lock = if backend == DatabaseBackend::Postgres {
-        "FOR SHARE"
-    } else {
-        ""
-    };
-    let row = Row::find_by_statement(Statement::from_string(
-        backend,
-        format!("SELECT n FROM destination_epoch WHERE id = 1 {lock}"),
-    ))
-    .one(conn)
-    .await?
-    .ok_or_else(|| StoreError::Corrupt("destination_epoch has no row".into()))?;
+    let row = Row::find_by_statement(Statement::from_string(backend, epoch_select(backend)))
+        .one(conn)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("destination_epoch has no row".into()))?;
     Ok(row.n)
 }
 
