@@ -517,20 +517,32 @@ pub async fn claim_due(
         ));
     }
     let most = limit_of(&mut p, limit);
+    // Each row comes back with its alert's body, which the worker sends: in the statement rather
+    // than a query of its own after it, one round trip fewer in the claim's transaction.
     let sql = format!(
         "UPDATE deliveries SET {set} WHERE id IN (SELECT id FROM ({}) AS due \
-         ORDER BY next_attempt_at LIMIT {most}) RETURNING *",
+         ORDER BY next_attempt_at LIMIT {most}) \
+         RETURNING {DELIVERY_COLUMNS}, \
+           (SELECT body FROM alerts WHERE alerts.id = deliveries.alert_id) AS alert_body",
         arms.join(" UNION ALL ")
     );
-    let mut claimed = delivery::Model::find_by_statement(p.statement(sql))
-        .all(&txn)
-        .await?;
+    let mut claimed: Vec<(delivery::Model, Option<String>)> = txn
+        .query_all_raw(p.statement(sql))
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                delivery::Model::from_query_result(row, "")?,
+                row.try_get::<Option<String>>("", "alert_body")?,
+            ))
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()?;
     // RETURNING gives no order (PostgreSQL's is the rows' order on disk), and the worker starts
     // them in the order returned: oldest first, then by id, which is time-ordered too.
-    claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    claimed.sort_by(|(a, _), (b, _)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     if !buckets.is_empty() {
         let mut taken: HashMap<&str, usize> = HashMap::new();
-        for m in &claimed {
+        for (m, _) in &claimed {
             if buckets.contains_key(&m.destination_id) {
                 *taken.entry(m.destination_id.as_str()).or_default() += 1;
             }
@@ -551,31 +563,11 @@ pub async fn claim_due(
                 .await?;
         }
     }
-    if claimed.is_empty() {
-        txn.commit().await?;
-        return Ok(Claim {
-            claimed: Vec::new(),
-            throttled_until,
-        });
-    }
-    let alert_ids: Vec<String> = claimed.iter().map(|d| d.alert_id.clone()).collect();
-    let bodies: std::collections::HashMap<String, String> = alert::Entity::find()
-        .select_only()
-        .column(alert::Column::Id)
-        .column(alert::Column::Body)
-        .filter(alert::Column::Id.is_in(alert_ids))
-        .into_tuple::<(String, String)>()
-        .all(&txn)
-        .await?
-        .into_iter()
-        .collect();
     txn.commit().await?;
     let claimed = claimed
         .into_iter()
-        .map(|m| {
-            let body = bodies
-                .get(&m.alert_id)
-                .cloned()
+        .map(|(m, body)| {
+            let body = body
                 .ok_or_else(|| StoreError::Corrupt(format!("alert {} has no body", m.alert_id)))?;
             Ok(Claimed {
                 delivery: Delivery::try_from(m)?,
