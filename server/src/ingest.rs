@@ -131,7 +131,7 @@ async fn group_commit(
         // New deliveries go straight to this process's dispatcher where it has room: stored
         // already leased to it, they need no claim (a write, and a wait for the writer on
         // SQLite) before they are sent.
-        let mut reservation = dispatcher.reserve();
+        let mut reservation = dispatcher.reserve().await;
         let result = alerts::accept(
             &store,
             dispatcher.worker_id(),
@@ -141,6 +141,13 @@ async fn group_commit(
         .await;
         match result {
             Ok(accepted) => {
+                // The leased deliveries are counted as this process's before anything else: the
+                // next group's reservation and the next claim read what each destination holds,
+                // and must see them, or a destination could be leased past its bound. So the
+                // claim loop is woken for the queued ones only after this.
+                if let Some(reservation) = reservation.as_mut() {
+                    dispatcher.hold(reservation, &accepted.leased);
+                }
                 if accepted.queued > 0 {
                     dispatcher.wake();
                 }
@@ -148,15 +155,12 @@ async fn group_commit(
                 for ((_, reply), n) in group.into_iter().zip(counts) {
                     let _ = reply.send(Ok(results.by_ref().take(n).collect()));
                 }
-                if let Some(mut reservation) = reservation {
-                    // Counted before the next group reserves, though they start on the starter.
-                    dispatcher.hold(&mut reservation, &accepted.leased);
-                    if let Err(mpsc::error::SendError((reservation, leased))) =
+                if let Some(reservation) = reservation
+                    && let Err(mpsc::error::SendError((reservation, leased))) =
                         starts.send((reservation, accepted.leased))
-                    {
-                        // The starter is gone only if it panicked; the dispatcher hands them back.
-                        dispatcher.start_leased(reservation, leased).await;
-                    }
+                {
+                    // The starter is gone only if it panicked; the dispatcher hands them back.
+                    dispatcher.start_leased(reservation, leased).await;
                 }
             }
             Err(e) => {

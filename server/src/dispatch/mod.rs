@@ -84,8 +84,8 @@ impl Dispatcher {
 
     /// Sets capacity aside for deliveries to be leased to this process as they are inserted, so
     /// they go out at once instead of waiting for a claim (see `store::alerts::DirectLease`).
-    pub fn reserve(&self) -> Option<Reservation> {
-        worker::reserve(&self.inner)
+    pub async fn reserve(&self) -> Option<Reservation> {
+        worker::reserve(&self.inner).await
     }
 
     /// Counts the deliveries leased at insert with `reservation` as this process's, at once: call
