@@ -131,7 +131,7 @@ async fn group_commit(
         // New deliveries go straight to this process's dispatcher where it has room: stored
         // already leased to it, they need no claim (a write, and a wait for the writer on
         // SQLite) before they are sent.
-        let mut reservation = dispatcher.reserve().await;
+        let mut reservation = dispatcher.reserve();
         let result = alerts::accept(
             &store,
             dispatcher.worker_id(),
@@ -140,13 +140,12 @@ async fn group_commit(
         )
         .await;
         match result {
-            Ok(accepted) => {
+            Ok(mut accepted) => {
                 // The leased deliveries are counted as this process's before anything else: the
-                // next group's reservation and the next claim read what each destination holds,
-                // and must see them, or a destination could be leased past its bound. So the
-                // claim loop is woken for the queued ones only after this.
+                // next group and the next claim read what each destination holds, and must see
+                // them, or a destination could be leased past its bound.
                 if let Some(reservation) = reservation.as_mut() {
-                    dispatcher.hold(reservation, &accepted.leased);
+                    dispatcher.hold(reservation, &accepted.leased, accepted.held_gate.take());
                 }
                 if accepted.queued > 0 {
                     dispatcher.wake();

@@ -84,18 +84,20 @@ impl Dispatcher {
 
     /// Sets capacity aside for deliveries to be leased to this process as they are inserted, so
     /// they go out at once instead of waiting for a claim (see `store::alerts::DirectLease`).
-    pub async fn reserve(&self) -> Option<Reservation> {
-        worker::reserve(&self.inner).await
+    pub fn reserve(&self) -> Option<Reservation> {
+        worker::reserve(&self.inner)
     }
 
-    /// Counts the deliveries leased at insert with `reservation` as this process's, at once: call
-    /// it as soon as the insert commits, before the next reservation.
+    /// Counts the deliveries leased at insert with `reservation` as this process's, at once, and
+    /// then lets go of `gate`, the one the insert read the counts under: call it as soon as the
+    /// insert commits.
     pub fn hold(
         &self,
         reservation: &mut Reservation,
         leased: &[crate::store::deliveries::Claimed],
+        gate: Option<crate::store::held::HeldGuard>,
     ) {
-        worker::hold(&self.inner, reservation, leased)
+        worker::hold(&self.inner, reservation, leased, gate)
     }
 
     /// Starts the deliveries leased at insert with `reservation`'s capacity (after [`Self::hold`]).

@@ -23,6 +23,7 @@ use crate::signing;
 use crate::store::alerts::DirectLease;
 use crate::store::deliveries::{self, Attempt, Claimed, Delivery, DeliveryState, Outcome};
 use crate::store::destinations::{self, Destination};
+use crate::store::held::{HeldCounts, HeldGuard};
 use crate::store::{Store, StoreError, now};
 use crate::telemetry::{self, Metrics};
 
@@ -73,7 +74,7 @@ pub(super) struct Inner {
     /// Whether `run` is running (see `Running`).
     pub running: AtomicBool,
     global: Arc<Semaphore>,
-    per_destination: Mutex<HashMap<String, DestinationSlot>>,
+    per_destination: Arc<Mutex<HashMap<String, DestinationSlot>>>,
     capacity_freed: Notify,
     recorder: Mutex<Option<mpsc::UnboundedSender<RecordRequest>>>,
     tracked: Mutex<Tracked>,
@@ -83,12 +84,11 @@ pub(super) struct Inner {
     /// Set when deliveries may have been leased to this worker without reaching it (an insert
     /// whose commit's answer was lost): the time of that failure, for `reconcile_leases`.
     pub lost_track_at: Mutex<Option<DateTime<Utc>>>,
-    /// Held from reading what each destination holds until the deliveries leased on that reading
-    /// are counted: by an alert group from its reservation to [`hold`], by a claim until it has
-    /// taken their places. Otherwise each could read the count before the other's deliveries
-    /// were in it, commit after them, and together lease a destination past its bound (the
-    /// bound test failed 2 times in 8 so). On SQLite the two wait for the one writer anyway.
-    lease_gate: Arc<tokio::sync::Mutex<()>>,
+    /// What each destination holds here, as the lease-taking transactions read it: under a gate
+    /// that an alert group keeps until [`hold`] and a claim until it has taken its places, so
+    /// that neither reads the counts while the other's leases are still uncounted (the bound test
+    /// failed 2 runs in 8 without it). See `store::held`.
+    held: HeldCounts,
 }
 
 /// The attempts running, and the signal that stops them.
@@ -105,8 +105,6 @@ pub struct Reservation {
     /// The request slots of the deliveries leased with it, in their order: taken by [`hold`] as
     /// soon as the insert commits.
     slots: Vec<Place>,
-    /// The lease gate (see [`Inner`]), until [`hold`].
-    gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// Claimed deliveries by what they are doing, so that shutdown knows what to hand back.
@@ -173,6 +171,11 @@ impl Inner {
         destination_events: broadcast::Sender<Destination>,
         metrics: Metrics,
     ) -> Self {
+        let per_destination: Arc<Mutex<HashMap<String, DestinationSlot>>> = Arc::default();
+        let held = HeldCounts::new({
+            let slots = per_destination.clone();
+            move || held(&slots)
+        });
         Inner {
             metrics,
             running: AtomicBool::new(false),
@@ -185,29 +188,19 @@ impl Inner {
             events,
             wake: Notify::new(),
             worker_id: format!("wrk_{}", uuid::Uuid::now_v7().simple()),
-            per_destination: Mutex::new(HashMap::new()),
+            per_destination,
             capacity_freed: Notify::new(),
             recorder: Mutex::new(None),
             tracked: Mutex::new(Tracked::default()),
             launcher: Mutex::new(None),
             lost_track_at: Mutex::new(None),
-            lease_gate: Arc::default(),
+            held,
         }
     }
 
     /// Free capacity worth a claim: waking the claim loop for less costs a query per delivery.
     fn worth_a_claim(&self) -> usize {
         (self.config.max_in_flight as usize / 4).clamp(1, CLAIM_BATCH)
-    }
-
-    /// The deliveries this process holds (waiting or sending), by destination.
-    fn held(&self) -> HashMap<String, usize> {
-        self.per_destination
-            .lock()
-            .expect("slots lock")
-            .iter()
-            .map(|(d, s)| (d.clone(), s.claimed))
-            .collect()
     }
 
     /// How many deliveries one destination may have in this process at once: its windows, but
@@ -402,13 +395,12 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             continue;
         }
         let skip = inner.saturated_destinations();
-        let gate = inner.lease_gate.clone().lock_owned().await;
         let claim = match deliveries::claim_due(
             &inner.store,
             &inner.worker_id,
             free,
             inner.queue_limit(),
-            &inner.held(),
+            &inner.held,
             inner.config.lease,
             &skip,
         )
@@ -419,7 +411,6 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 c
             }
             Err(e) => {
-                drop(gate);
                 drop(permits);
                 reconcile = Some(now());
                 // While the database is away, look again less and less often (up to MAX_BACKOFF)
@@ -433,7 +424,7 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
                 continue;
             }
         };
-        let claimed = claim.claimed;
+        let (claimed, gate) = (claim.claimed, claim.held_gate);
         // What the claim did not use goes back before anything waits.
         permits.truncate(claimed.len());
         if claimed.is_empty() {
@@ -551,42 +542,55 @@ fn take_permits(inner: &Inner, most: usize) -> Vec<OwnedSemaphorePermit> {
     permits
 }
 
+/// The deliveries this process holds (waiting or sending), by destination.
+fn held(slots: &Mutex<HashMap<String, DestinationSlot>>) -> HashMap<String, usize> {
+    slots
+        .lock()
+        .expect("slots lock")
+        .iter()
+        .map(|(d, s)| (d.clone(), s.claimed))
+        .collect()
+}
+
 /// Sets capacity aside for deliveries leased at insert: at most half the process's capacity, so
 /// that claims (retries, the queue's backlog, other replicas' work) always get their share. None
 /// while the dispatcher is not running, or has no capacity free.
-pub(super) async fn reserve(inner: &Inner) -> Option<Reservation> {
+pub(super) fn reserve(inner: &Inner) -> Option<Reservation> {
     if !inner.running.load(Ordering::Acquire) {
         return None;
     }
-    let gate = inner.lease_gate.clone().lock_owned().await;
     let permits = take_permits(inner, (inner.config.max_in_flight as usize / 2).max(1));
     if permits.is_empty() {
         return None;
     }
-    let held = inner.held();
     Some(Reservation {
         lease: DirectLease {
             worker: inner.worker_id.clone(),
             lease: inner.config.lease,
             total: permits.len(),
             per_destination: inner.queue_limit(),
-            held,
+            held: inner.held.clone(),
         },
         permits,
         slots: Vec::new(),
-        gate: Some(gate),
     })
 }
 
 /// Counts the deliveries just leased at insert as this process's at once, before they start:
-/// the next alert group's reservation reads what each destination holds, and must see them, or a
-/// destination could be leased past its bound while they wait for the starter task.
-pub(super) fn hold(inner: &Inner, reservation: &mut Reservation, leased: &[Claimed]) {
+/// the next alert group and the next claim read what each destination holds, and must see them,
+/// or a destination could be leased past its bound while they wait for the starter task. Then
+/// lets the gate of that reading go.
+pub(super) fn hold(
+    inner: &Inner,
+    reservation: &mut Reservation,
+    leased: &[Claimed],
+    gate: Option<HeldGuard>,
+) {
     reservation.slots = leased
         .iter()
         .map(|c| inner.take_slot(&c.delivery.destination_id))
         .collect();
-    reservation.gate = None;
+    drop(gate);
 }
 
 /// Starts the deliveries that were leased to this worker at insert, with the reservation's

@@ -16,6 +16,7 @@ use super::audit::{self, Action, Actor};
 use super::deliveries::{self, Delivery, INSERT_CHUNK};
 use super::entities::{alert, delivery};
 use super::error::is_unique_violation;
+use super::held::HeldGuard;
 use super::snapshot::Snapshot;
 use super::sql::{Params, execute_all};
 use super::{Page, Store, StoreError, ids, now};
@@ -112,8 +113,8 @@ pub struct DirectLease {
     pub total: usize,
     /// Deliveries one destination may have with the worker at once.
     pub per_destination: usize,
-    /// What the worker already holds, by destination.
-    pub held: HashMap<String, usize>,
+    /// What the worker already holds, by destination: read inside the transaction.
+    pub held: super::held::HeldCounts,
 }
 
 /// What a batch of alerts became: one result per input, in order; the deliveries leased at insert
@@ -124,6 +125,9 @@ pub struct AcceptedBatch {
     pub results: Vec<Accepted>,
     pub leased: Vec<deliveries::Claimed>,
     pub queued: usize,
+    /// With a [`DirectLease`], the gate its counts were read under: drop it once `leased` is
+    /// counted as the worker's (see `store::held`).
+    pub held_gate: Option<HeldGuard>,
 }
 
 /// Accepts a batch of alerts in one transaction on the store's writer: routes each, stores it
@@ -150,6 +154,8 @@ pub async fn accept(
 /// Decides, delivery by delivery, which are leased at insert (see [`DirectLease`]).
 struct LeaseBudget<'a> {
     direct: &'a DirectLease,
+    /// What the worker holds, by destination, as read in this transaction.
+    held: HashMap<String, usize>,
     lease_end: DateTime<Utc>,
     left: usize,
     /// Per destination looked at so far: how many more it may take; 0 once one of its
@@ -164,12 +170,14 @@ struct LeaseBudget<'a> {
 impl<'a> LeaseBudget<'a> {
     fn new(
         direct: &'a DirectLease,
+        held: HashMap<String, usize>,
         at: DateTime<Utc>,
         probed: HashSet<String>,
         due: HashSet<String>,
     ) -> Self {
         LeaseBudget {
             direct,
+            held,
             lease_end: at
                 + chrono::Duration::from_std(direct.lease).unwrap_or(chrono::Duration::minutes(5)),
             left: direct.total,
@@ -205,7 +213,7 @@ impl<'a> LeaseBudget<'a> {
             return Ok(false);
         };
         if !self.room.contains_key(&target.id) {
-            let held = self.direct.held.get(&target.id).copied().unwrap_or(0);
+            let held = self.held.get(&target.id).copied().unwrap_or(0);
             let room =
                 if !target.enabled || rate_limited || self.has_due(conn, &target.id, at).await? {
                     0
@@ -328,6 +336,14 @@ async fn accept_once(
         _ => Vec::new(),
     };
     let txn = super::begin_write(store.writer()).await?;
+    // Read once the transaction has the writer, never while waiting for it (see `store::held`).
+    let (held, held_gate) = match direct {
+        Some(d) => {
+            let (counts, guard) = d.held.read().await;
+            (counts, Some(guard))
+        }
+        None => (HashMap::new(), None),
+    };
     // What is due in the queue is asked as of now, so that a delivery queued since the draft (by
     // another replica, or a re-send) is not overtaken.
     let at = now();
@@ -341,7 +357,7 @@ async fn accept_once(
         _ => draft(snapshot, batch, now()),
     };
     let mut budget =
-        direct.map(|d| LeaseBudget::new(d, at, probe.into_iter().collect(), looked.due));
+        direct.map(|d| LeaseBudget::new(d, held, at, probe.into_iter().collect(), looked.due));
     let mut leased = Vec::new();
     let mut queued = 0;
     let Draft { snapshot, alerts } = draft;
@@ -434,6 +450,7 @@ async fn accept_once(
         results,
         leased,
         queued,
+        held_gate,
     })
 }
 

@@ -15,6 +15,7 @@ use serde_json::Value as Json;
 
 use super::audit::{self, Action, Actor};
 use super::entities::{alert, delivery, delivery_attempt, destination};
+use super::held::{HeldCounts, HeldGuard};
 use super::rate_limit::Bucket;
 use super::sql::Params;
 use super::{Page, StoreError, ids, now};
@@ -322,6 +323,9 @@ pub struct Claimed {
 pub struct Claim {
     pub claimed: Vec<Claimed>,
     pub throttled_until: Option<DateTime<Utc>>,
+    /// The gate `held` was read under: drop it once `claimed` is counted as the worker's (see
+    /// `store::held`).
+    pub held_gate: Option<HeldGuard>,
 }
 
 /// A rate-limited destination's id, limit and bucket (tokens left, when).
@@ -334,8 +338,8 @@ struct Eligible {
 }
 
 /// Claims up to `limit` due deliveries for `worker`, in one transaction on the store's writer: at
-/// most `per_destination` for any one destination, counting the `held` ones the worker already
-/// has for it; none for destinations in `skip_destinations` (those already at their in-flight
+/// most `per_destination` for any one destination, counting the ones the worker already holds for
+/// it (`held`, read once the transaction has begun); none for destinations in `skip_destinations` (those already at their in-flight
 /// bound) or for disabled destinations, whose deliveries wait.
 ///
 /// A rate-limited destination gets no more than its token bucket holds (`store::rate_limit`),
@@ -353,16 +357,17 @@ pub async fn claim_due(
     worker: &str,
     limit: usize,
     per_destination: usize,
-    held: &HashMap<String, usize>,
+    held: &HeldCounts,
     lease: Duration,
     skip_destinations: &[String],
 ) -> Result<Claim, StoreError> {
     let db = store.writer();
-    let room = |id: &str| per_destination.saturating_sub(held.get(id).copied().unwrap_or(0));
     let backend = db.get_database_backend();
+    let txn = super::begin_write(db).await?;
+    let (held, held_gate) = held.read().await;
+    let room = |id: &str| per_destination.saturating_sub(held.get(id).copied().unwrap_or(0));
     let at = now();
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-    let txn = super::begin_write(db).await?;
     let (unlimited, any_limited): (Vec<String>, bool) = if backend == DatabaseBackend::Postgres {
         // Not the snapshot: on PostgreSQL reading it holds off every change to a destination
         // until the commit, which a claim has no need for.
@@ -449,6 +454,7 @@ pub async fn claim_due(
         return Ok(Claim {
             claimed: Vec::new(),
             throttled_until,
+            held_gate: None,
         });
     }
     // PostgreSQL: SKIP LOCKED lets replicas claim side by side without waiting on each other.
@@ -578,6 +584,7 @@ pub async fn claim_due(
     Ok(Claim {
         claimed,
         throttled_until,
+        held_gate: Some(held_gate),
     })
 }
 

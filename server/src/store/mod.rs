@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod destinations;
 pub mod entities;
 mod error;
+pub mod held;
 pub mod ids;
 pub mod keys;
 pub mod migrations;
