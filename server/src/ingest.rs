@@ -3,6 +3,8 @@
 //! commit. Concurrent calls queue here and are written together, in one transaction per group, so a thousand single-alert calls a second cost a few dozen commits,
 //! not a thousand. Each call returns once its alert and deliveries are committed.
 
+use std::time::Instant;
+
 use chrono::{SubsecRound, Utc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,7 +16,7 @@ use crate::dispatch::routing::RoutingRequest;
 use crate::dispatch::{Dispatcher, Reservation};
 use crate::store::alerts::{self, Accepted, IncomingAlert};
 use crate::store::deliveries::Claimed;
-use crate::store::{Store, StoreError, ids};
+use crate::store::{DATABASE_WAIT, Store, StoreError, ids};
 use crate::telemetry::{AlertSource, Metrics};
 
 pub const MAX_BATCH: usize = 1000;
@@ -41,10 +43,13 @@ pub fn incoming(draft: AlertDraft) -> Result<IncomingAlert, AlertInputError> {
 
 type Reply = oneshot::Sender<Result<Vec<Accepted>, IngestError>>;
 
+/// One call's alerts, when the call arrived, and where its answer goes.
+type Call = (Vec<IncomingAlert>, Instant, Reply);
+
 /// The group-commit writer. Cheap to clone.
 #[derive(Clone)]
 pub struct Ingest {
-    tx: mpsc::Sender<(Vec<IncomingAlert>, Reply)>,
+    tx: mpsc::Sender<Call>,
     metrics: Metrics,
 }
 
@@ -86,7 +91,7 @@ impl Ingest {
     ) -> Result<Vec<Accepted>, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((alerts, reply))
+            .send((alerts, Instant::now(), reply))
             .await
             .map_err(|_| IngestError::Stopped)?;
         let accepted = answer.await.map_err(|_| IngestError::Stopped)??;
@@ -111,7 +116,7 @@ async fn start_leased(dispatcher: Dispatcher, mut rx: mpsc::UnboundedReceiver<Le
 async fn group_commit(
     store: Store,
     dispatcher: Dispatcher,
-    mut rx: mpsc::Receiver<(Vec<IncomingAlert>, Reply)>,
+    mut rx: mpsc::Receiver<Call>,
     starts: mpsc::UnboundedSender<Leased>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -126,8 +131,15 @@ async fn group_commit(
                 Err(_) => break,
             }
         }
-        let counts: Vec<usize> = group.iter().map(|(a, _)| a.len()).collect();
-        let all: Vec<IncomingAlert> = group.iter_mut().flat_map(|(a, _)| a.drain(..)).collect();
+        let counts: Vec<usize> = group.iter().map(|(a, _, _)| a.len()).collect();
+        let all: Vec<IncomingAlert> = group.iter_mut().flat_map(|(a, _, _)| a.drain(..)).collect();
+        // No call waits for another process's lock on SQLite longer than DATABASE_WAIT in all:
+        // time queued behind the group before counts (an outage makes each group wait).
+        let oldest = group
+            .iter()
+            .map(|(_, at, _)| *at)
+            .min()
+            .expect("a group has a call");
         // New deliveries go straight to this process's dispatcher where it has room: stored
         // already leased to it, they need no claim (a write, and a wait for the writer on
         // SQLite) before they are sent.
@@ -137,6 +149,7 @@ async fn group_commit(
             dispatcher.worker_id(),
             all,
             reservation.as_ref().map(|r| &r.lease),
+            oldest + DATABASE_WAIT,
         )
         .await;
         match result {
@@ -151,7 +164,7 @@ async fn group_commit(
                     dispatcher.wake();
                 }
                 let mut results = accepted.results.into_iter();
-                for ((_, reply), n) in group.into_iter().zip(counts) {
+                for ((_, _, reply), n) in group.into_iter().zip(counts) {
                     let _ = reply.send(Ok(results.by_ref().take(n).collect()));
                 }
                 if let Some(reservation) = reservation
@@ -175,7 +188,7 @@ async fn group_commit(
                 } else {
                     IngestError::Store(store_error_message(&e))
                 };
-                for (_, reply) in group {
+                for (_, _, reply) in group {
                     let _ = reply.send(Err(error.clone()));
                 }
             }

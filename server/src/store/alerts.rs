@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use herald_domain::{AlertType, Severity};
@@ -134,18 +135,20 @@ pub struct AcceptedBatch {
 /// with its deliveries, and returns one result per input, in order. An alert id seen before (in
 /// the database or earlier in the batch) returns the first result and queues nothing. With `direct`, some deliveries are
 /// stored leased to the local dispatcher (see [`DirectLease`]). When deliveries were queued for a
-/// claim, the other replicas hear of it on commit (`origin` is this process's worker id).
+/// claim, the other replicas hear of it on commit (`origin` is this process's worker id). While
+/// another process holds SQLite's lock, it waits for it until `deadline` (see `begin_write_by`).
 pub async fn accept(
     store: &Store,
     origin: &str,
     batch: Vec<IncomingAlert>,
     direct: Option<&DirectLease>,
+    deadline: Instant,
 ) -> Result<AcceptedBatch, StoreError> {
     // Two writers racing on one new alert id (two replicas, say): the loser's transaction hits the
     // primary key, and a second pass finds the winner's alert and returns it.
-    match accept_once(store, origin, &batch, direct).await {
+    match accept_once(store, origin, &batch, direct, deadline).await {
         Err(StoreError::Database(e)) if is_unique_violation(&e) => {
-            accept_once(store, origin, &batch, direct).await
+            accept_once(store, origin, &batch, direct, deadline).await
         }
         other => other,
     }
@@ -324,6 +327,7 @@ async fn accept_once(
     origin: &str,
     batch: &[IncomingAlert],
     direct: Option<&DirectLease>,
+    deadline: Instant,
 ) -> Result<AcceptedBatch, StoreError> {
     let mut prepared = store
         .snapshots()
@@ -335,7 +339,7 @@ async fn accept_once(
         (Some(d), Some(_)) => d.lease_candidates(),
         _ => Vec::new(),
     };
-    let txn = super::begin_write(store.writer()).await?;
+    let txn = super::begin_write_by(store.writer(), deadline).await?;
     // Read once the transaction has the writer, never while waiting for it (see `store::held`).
     let (held, held_gate) = match direct {
         Some(d) => {

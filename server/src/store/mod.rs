@@ -24,7 +24,7 @@ pub mod state;
 pub mod tokens;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -83,7 +83,15 @@ const WRITER_BUSY_SLICE: Duration = Duration::from_millis(100);
 /// writer waits in slices of [`WRITER_BUSY_SLICE`], handing the connection on between them, and
 /// each caller gives up once it has waited [`DATABASE_WAIT`] in all.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, StoreError> {
-    let started = std::time::Instant::now();
+    begin_write_by(db, Instant::now() + DATABASE_WAIT).await
+}
+
+/// [`begin_write`] for a caller that has waited already (an alert group, for its oldest call):
+/// it stops waiting for another process's lock at `deadline`, having tried at least once.
+pub async fn begin_write_by(
+    db: &DatabaseConnection,
+    deadline: Instant,
+) -> Result<DatabaseTransaction, StoreError> {
     loop {
         match db
             .begin_with_options(TransactionOptions {
@@ -92,7 +100,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
             })
             .await
         {
-            Err(e) if error::is_sqlite_busy(&e) && started.elapsed() < DATABASE_WAIT => continue,
+            Err(e) if error::is_sqlite_busy(&e) && Instant::now() < deadline => continue,
             other => return Ok(other?),
         }
     }
