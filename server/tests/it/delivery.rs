@@ -33,6 +33,7 @@ herald_testkit::on_both_backends!(
     a_slow_destination_does_not_delay_the_others,
     concurrent_alerts_reach_every_destination_once_in_order,
     a_busy_destination_is_leased_no_more_than_its_bound,
+    a_destination_enabled_beside_a_saturated_one_gets_its_work,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -1051,4 +1052,49 @@ async fn a_busy_destination_is_leased_no_more_than_its_bound(backend: Backend) {
         (1..=4).contains(&leased),
         "{leased} of {CALLS} deliveries leased to one destination with one slot"
     );
+}
+
+/// While the only enabled destination holds all it may, the claim loop stops claiming (a claim
+/// could take nothing); a destination enabled meanwhile must still get its queued work at once,
+/// with no new alert to wake anything.
+async fn a_destination_enabled_beside_a_saturated_one_gets_its_work(backend: Backend) {
+    let mut dispatch = test_dispatch();
+    dispatch.max_in_flight_per_destination = 1;
+    dispatch.delivery_timeout = Duration::from_secs(60);
+    dispatch.lease = Duration::from_secs(60);
+    dispatch.retry_schedule = Some(RetrySchedule::parse(&["3s"; 10].join(",")).unwrap());
+    let app = TestApp::spawn_with(backend, dispatch).await;
+    let slow = Receiver::start().await;
+    slow.always(Reply::ok().delayed(Duration::from_secs(60)));
+    let later = Receiver::start().await;
+    const ALERTS: usize = 8;
+    later.queue((0..ALERTS).map(|_| Reply::status(500, "not yet")));
+    destination_for(&app, "Slow", &slow, json!({})).await;
+    let paused = destination_for(&app, "Paused", &later, json!({})).await;
+    for i in 0..ALERTS {
+        app.send_alert(json!({"alertId": format!("held-{i}"), "detectionId": "d", "title": "t", "severity": "HIGH"}))
+            .await;
+    }
+    later.wait_for(ALERTS, Duration::from_secs(10)).await;
+    let set_enabled = |enabled: bool| {
+        let app = &app;
+        let id = paused["id"].clone();
+        async move {
+            app.admin
+                .query(
+                    "mutation($id: ID!, $e: Boolean!) { updateDestination(input: {id: $id, enabled: $e}) { destination { enabled } } }",
+                    json!({"id": id, "e": enabled}),
+                )
+                .await
+                .data();
+        }
+    };
+    set_enabled(false).await;
+    // Past the retries' 3 s: they are due, held while disabled, and the one enabled destination
+    // is saturated with deliveries that take a minute.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(later.count(), ALERTS, "held while disabled");
+    assert!(slow.count() >= 1, "the slow destination is busy");
+    set_enabled(true).await;
+    later.wait_for(2 * ALERTS, Duration::from_secs(5)).await;
 }
