@@ -46,6 +46,17 @@ async fn destination_for(app: &TestApp, name: &str, receiver: &Receiver, extra: 
     app.create_destination(input).await
 }
 
+/// Enables or disables a destination through `updateDestination`, as admin.
+async fn set_enabled(app: &TestApp, id: &Value, enabled: bool) {
+    app.admin
+        .query(
+            "mutation($id: ID!, $e: Boolean!) { updateDestination(input: {id: $id, enabled: $e}) { destination { enabled } } }",
+            json!({"id": id, "e": enabled}),
+        )
+        .await
+        .data();
+}
+
 fn sign(secret: &str, id: &str, ts: &str, body: &[u8]) -> String {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap())
@@ -655,19 +666,7 @@ async fn a_disabled_destination_holds_its_deliveries(backend: Backend) {
     let id = &sent["deliveries"][0]["id"];
     app.wait_delivery(id, WAIT, |d| d["state"] == "RETRYING")
         .await;
-    let set_enabled = |enabled: bool| {
-        let app = &app;
-        let dest_id = dest["id"].clone();
-        async move {
-            app.admin
-                .query(
-                    "mutation($id: ID!, $e: Boolean!) { updateDestination(input: {id: $id, enabled: $e}) { destination { enabled } } }",
-                    json!({"id": dest_id, "e": enabled}),
-                )
-                .await
-                .data();
-        }
-    };
+    let set_enabled = |enabled: bool| set_enabled(&app, &dest["id"], enabled);
     set_enabled(false).await;
     // Well past the 1 s retry: nothing may go out while disabled.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -1076,19 +1075,7 @@ async fn a_destination_enabled_beside_a_saturated_one_gets_its_work(backend: Bac
             .await;
     }
     later.wait_for(ALERTS, Duration::from_secs(10)).await;
-    let set_enabled = |enabled: bool| {
-        let app = &app;
-        let id = paused["id"].clone();
-        async move {
-            app.admin
-                .query(
-                    "mutation($id: ID!, $e: Boolean!) { updateDestination(input: {id: $id, enabled: $e}) { destination { enabled } } }",
-                    json!({"id": id, "e": enabled}),
-                )
-                .await
-                .data();
-        }
-    };
+    let set_enabled = |enabled: bool| set_enabled(&app, &paused["id"], enabled);
     set_enabled(false).await;
     // Past the retries' 3 s: they are due, held while disabled, and the one enabled destination
     // is saturated with deliveries that take a minute.
