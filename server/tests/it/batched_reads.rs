@@ -16,6 +16,7 @@ use crate::app::TestApp;
 herald_testkit::on_both_backends!(
     a_mixed_page_shows_each_rows_own_attempts_alert_and_destination,
     totals_and_counts_follow_new_deliveries_state_changes_and_pruning,
+    the_counts_equal_the_stored_deliveries_after_every_kind_of_write,
 );
 
 const BOUND: Duration = Duration::from_secs(90);
@@ -297,6 +298,134 @@ async fn totals_and_counts_follow_new_deliveries_state_changes_and_pruning(backe
             json!({"pending": 0, "retrying": 0, "succeeded": 0, "failed": 0}),
             "{t:#}"
         );
+    })
+    .await
+    .expect("the test finished in time");
+}
+
+/// Every (destination, state) whose kept count differs from the rows in `deliveries`: the kept
+/// counts (summed, as readers do) against a full count of the table.
+async fn counts_off(app: &TestApp) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.store.db();
+    let backend = db.get_database_backend();
+    let read = |sql: &'static str| async move {
+        db.query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let d: String = r.try_get_by_index(0).unwrap();
+                let s: String = r.try_get_by_index(1).unwrap();
+                let n: i64 = r.try_get_by_index(2).unwrap();
+                ((d, s), n)
+            })
+            .filter(|(_, n)| *n != 0)
+            .collect::<HashMap<(String, String), i64>>()
+    };
+    let rows = read(
+        "SELECT destination_id, state, CAST(COUNT(*) AS BIGINT) FROM deliveries \
+         GROUP BY destination_id, state",
+    )
+    .await;
+    let kept = read(
+        "SELECT destination_id, state, CAST(SUM(n) AS BIGINT) FROM delivery_counts \
+         GROUP BY destination_id, state",
+    )
+    .await;
+    let mut off: Vec<String> = rows
+        .keys()
+        .chain(kept.keys())
+        .filter(|k| rows.get(*k) != kept.get(*k))
+        .map(|k| format!("{k:?}: {:?} stored, {:?} counted", rows.get(k), kept.get(k)))
+        .collect();
+    off.sort();
+    off.dedup();
+    off
+}
+
+/// After each kind of write that adds deliveries or moves their state (sent, retried, failed for
+/// good, a test alert, a re-send, ended without an attempt, ended by deleting the destination),
+/// the kept counts equal a count of the rows.
+async fn the_counts_equal_the_stored_deliveries_after_every_kind_of_write(backend: Backend) {
+    tokio::time::timeout(BOUND, async {
+        // Sent, retried, succeeded and failed for good.
+        let m = mixed(backend).await;
+        let app = &m.app;
+        assert_eq!(counts_off(app).await, Vec::<String>::new(), "after delivery");
+
+        // A test alert, and a re-send.
+        let tested = app
+            .admin
+            .query(
+                "mutation($id: ID!) { sendTestAlert(input: {destinationId: $id}) { delivery { state } } }",
+                json!({"id": m.ids[0]}),
+            )
+            .await;
+        assert_eq!(tested.data()["sendTestAlert"]["delivery"]["state"], "SUCCEEDED");
+        let page = app
+            .admin
+            .query("{ deliveries(first: 1) { nodes { id } } }", json!({}))
+            .await;
+        let resent = app
+            .admin
+            .query(
+                "mutation($id: ID!) { resendDelivery(input: {deliveryId: $id}) { delivery { id } } }",
+                json!({"id": page.data()["deliveries"]["nodes"][0]["id"]}),
+            )
+            .await;
+        app.wait_final(&resent.data()["resendDelivery"]["delivery"]["id"])
+            .await;
+        assert_eq!(counts_off(app).await, Vec::<String>::new(), "after a test alert and a re-send");
+
+        // Deliveries that wait for a rate-limited destination's next token, one ended without
+        // an attempt, then the rest ended by deleting the destination.
+        let r = Receiver::start().await;
+        let paused = app
+            .create_destination(json!({"displayName": "Paused", "url": r.url, "rateLimitPerMinute": 1}))
+            .await;
+        let mut sent_ids = Vec::new();
+        for title in ["held-1", "held-2", "held-3"] {
+            let sent = app
+                .send_alert(json!({
+                    "detectionId": "det.held",
+                    "title": title,
+                    "severity": "HIGH",
+                    "destinationOverrides": [paused["id"]],
+                }))
+                .await;
+            sent_ids.push(sent["deliveries"][0]["id"].clone());
+        }
+        // One token a minute: the first goes, the other two wait.
+        app.wait_final(&sent_ids[0]).await;
+        let waiting: Vec<String> = sent_ids[1..]
+            .iter()
+            .map(|id| id.as_str().unwrap().to_owned())
+            .collect();
+        for id in &waiting {
+            assert_eq!(app.delivery(&json!(id)).await["state"], "PENDING");
+        }
+        assert_eq!(counts_off(app).await, Vec::<String>::new(), "with deliveries waiting");
+        herald_server::store::deliveries::fail_without_attempt(
+            app.store.writer(),
+            "wrk_test",
+            &waiting[0],
+            "destination gone",
+        )
+        .await
+        .unwrap();
+        assert_eq!(counts_off(app).await, Vec::<String>::new(), "after one ended without an attempt");
+        app.admin
+            .query(
+                "mutation($id: ID!) { deleteDestination(input: {id: $id}) { deletedId } }",
+                json!({"id": paused["id"]}),
+            )
+            .await
+            .data();
+        for id in &waiting {
+            assert_eq!(app.delivery(&json!(id)).await["state"], "FAILED");
+        }
+        assert_eq!(counts_off(app).await, Vec::<String>::new(), "after the destination was deleted");
     })
     .await
     .expect("the test finished in time");
