@@ -301,7 +301,7 @@ impl Inner {
         let sender = self.recorder.lock().expect("recorder lock").clone();
         match sender {
             Some(tx) => {
-                let id = outcome.delivery_id.clone();
+                let id = outcome.delivery_id().to_owned();
                 self.tracked
                     .lock()
                     .expect("tracked lock")
@@ -315,13 +315,13 @@ impl Inner {
                         .expect("tracked lock")
                         .recording
                         .remove(&id);
-                    tracing::warn!(delivery = %outcome.delivery_id, "result dropped: recorder stopped");
+                    tracing::warn!(delivery = %outcome.delivery_id(), "result dropped: recorder stopped");
                 }
             }
             // No recorder (not started, or stopping): the lease runs out and the delivery is
             // attempted again, which is the at-least-once promise.
             None => {
-                tracing::warn!(delivery = %outcome.delivery_id, "result dropped: recorder stopped")
+                tracing::warn!(delivery = %outcome.delivery_id(), "result dropped: recorder stopped")
             }
         }
     }
@@ -1028,7 +1028,7 @@ pub fn outcome_of(
         }
     };
     Outcome {
-        delivery_id: d.id.clone(),
+        delivery: d.clone(),
         attempt: Attempt {
             number,
             started_at: r.started_at,
@@ -1103,7 +1103,7 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
         {
             let mut tracked = inner.tracked.lock().expect("tracked lock");
             for o in &outcomes {
-                tracked.recording.remove(&o.delivery_id);
+                tracked.recording.remove(o.delivery_id());
             }
         }
         // An idle claim loop last looked while these deliveries were leased (due at the lease's
@@ -1148,7 +1148,7 @@ async fn record_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<RecordRe
             inner.capacity_freed.notify_one();
         }
         for (outcome, reply, _) in batch.drain(..) {
-            let delivery = updated.get(&outcome.delivery_id).cloned();
+            let delivery = updated.get(outcome.delivery_id()).cloned();
             if let Some(d) = &delivery {
                 let _ = inner.events.send(d.clone());
             }

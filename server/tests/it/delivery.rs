@@ -23,6 +23,7 @@ herald_testkit::on_both_backends!(
     redirects_timeouts_and_network_errors_are_failures,
     resend_after_the_receiver_is_fixed_keeps_the_webhook_id,
     test_alert_is_sent_once_and_synchronously,
+    a_written_result_answers_as_the_delivery_is_stored,
     the_same_alert_id_is_delivered_once,
     deleting_a_destination_ends_its_pending_deliveries,
     a_disabled_destination_holds_its_deliveries,
@@ -532,6 +533,28 @@ async fn resend_after_the_receiver_is_fixed_keeps_the_webhook_id(backend: Backen
         )
         .await;
     assert_eq!(missing.error_code(), "NOT_FOUND");
+}
+
+/// What the dispatcher answers once it has written a result (the test alert's delivery here, and
+/// the live updates) is built from the result, not read back: it must equal the delivery as
+/// stored, for a success and a failure.
+async fn a_written_result_answers_as_the_delivery_is_stored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let r = Receiver::start().await;
+    r.queue([Reply::status(201, "created"), Reply::status(500, "broken")]);
+    let dest = destination_for(&app, "Echo", &r, json!({"severities": []})).await;
+    let query = format!(
+        "mutation($id: ID!) {{ sendTestAlert(input: {{destinationId: $id}}) {{ delivery {{ {DELIVERY_FIELDS} }} }} }}"
+    );
+    for (expected, code) in [("SUCCEEDED", 201), ("FAILED", 500)] {
+        let resp = app.admin.query(&query, json!({"id": dest["id"]})).await;
+        let answered = resp.data()["sendTestAlert"]["delivery"].clone();
+        assert_eq!(answered["state"], expected, "{answered:#}");
+        assert_eq!(answered["statusCode"], code, "{answered:#}");
+        let mut stored = app.delivery(&answered["id"]).await;
+        stored.as_object_mut().unwrap().remove("attempts");
+        assert_eq!(answered, stored);
+    }
 }
 
 async fn test_alert_is_sent_once_and_synchronously(backend: Backend) {
