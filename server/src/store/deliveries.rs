@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 use serde_json::Value as Json;
 
@@ -17,7 +16,7 @@ use super::audit::{self, Action, Actor};
 use super::entities::{alert, delivery, delivery_attempt, destination};
 use super::held::{HeldCounts, HeldGuard};
 use super::rate_limit::Bucket;
-use super::sql::Params;
+use super::sql::{Params, execute_all};
 use super::{Page, StoreError, ids, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -792,59 +791,37 @@ pub async fn record_outcomes(
         return Ok(Recorded::default());
     }
     let backend = db.get_database_backend();
-    let txn = super::begin_write(db).await?;
+    // Every statement is built before the transaction begins, so that building them (a few
+    // microseconds a result) does not hold the one writer. The attempts' INSERT is built for all
+    // results; in the rare batch with a lost lease it is built again for those written.
     let at = now();
+    let updates: Vec<Statement> = outcomes
+        .chunks(RECORD_CHUNK)
+        .map(|chunk| record_statement(backend, worker, at, chunk))
+        .collect();
+    let all: Vec<&Outcome> = outcomes.iter().collect();
+    let attempts_of_all = attempts_statements(backend, &all);
+    let txn = super::begin_write(db).await?;
     // Only the ids come back: the rows as written are known here (`Outcome::written`).
     // Returning every column of each was about a fifth of the statement's time on the writer
     // while a backlog drained (BENCHMARKS.md).
     let mut recorded: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for chunk in outcomes.chunks(RECORD_CHUNK) {
-        for row in txn
-            .query_all_raw(record_statement(backend, worker, at, chunk))
-            .await?
-        {
+    for update in updates {
+        for row in txn.query_all_raw(update).await? {
             recorded.insert(row.try_get_by_index::<String>(0)?);
         }
     }
-    let updated: Vec<Delivery> = outcomes
+    let written: Vec<&Outcome> = outcomes
         .iter()
         .filter(|o| recorded.contains(o.delivery_id()))
-        .map(|o| o.written(at))
         .collect();
-    let attempt_rows: Vec<_> = outcomes
-        .iter()
-        .filter(|o| recorded.contains(o.delivery_id()))
-        .map(|o| {
-            let a = &o.attempt;
-            delivery_attempt::ActiveModel {
-                delivery_id: Set(o.delivery.id.clone()),
-                number: Set(a.number),
-                started_at: Set(a.started_at),
-                duration_ms: Set(a.duration_ms),
-                status_code: Set(a.status_code),
-                response_body: Set(a.response_body.clone()),
-                response_truncated: Set(a.response_truncated),
-                response_headers: Set(a.response_headers.as_ref().map(Json::to_string)),
-                error: Set(a.error.clone()),
-                url: Set(a.url.clone()),
-                request_headers: Set(a.request_headers.as_ref().map(Json::to_string)),
-                ..Default::default()
-            }
-        })
-        .collect();
-    for chunk in attempt_rows.chunks(INSERT_CHUNK) {
-        delivery_attempt::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([
-                    delivery_attempt::Column::DeliveryId,
-                    delivery_attempt::Column::Number,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    let updated: Vec<Delivery> = written.iter().map(|o| o.written(at)).collect();
+    let attempts = if written.len() == outcomes.len() {
+        attempts_of_all
+    } else {
+        attempts_statements(backend, &written)
+    };
+    execute_all(&txn, attempts).await?;
     let disabled = count_failures(&txn, outcomes, &updated, at).await?;
     let changed: Vec<String> = updated.iter().map(|m| m.id.clone()).collect();
     super::notify::deliveries(&txn, worker, &changed).await?;
@@ -854,6 +831,39 @@ pub async fn record_outcomes(
         deliveries: updated,
         disabled,
     })
+}
+
+/// The INSERTs of these results' attempts, [`INSERT_CHUNK`] rows each. An attempt already stored
+/// (a batch written twice after a lost answer to its COMMIT) is left as it is.
+fn attempts_statements(backend: DatabaseBackend, outcomes: &[&Outcome]) -> Vec<Statement> {
+    outcomes
+        .chunks(INSERT_CHUNK)
+        .map(|chunk| {
+            let mut p = Params::new(backend);
+            let rows = p.rows(chunk.iter().map(|o| -> [Value; 11] {
+                let a = &o.attempt;
+                [
+                    o.delivery.id.as_str().into(),
+                    a.number.into(),
+                    a.started_at.into(),
+                    a.duration_ms.into(),
+                    a.status_code.into(),
+                    a.response_body.clone().into(),
+                    a.response_truncated.into(),
+                    a.response_headers.as_ref().map(Json::to_string).into(),
+                    a.error.clone().into(),
+                    a.url.clone().into(),
+                    a.request_headers.as_ref().map(Json::to_string).into(),
+                ]
+            }));
+            p.statement(format!(
+                "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, \
+                   status_code, response_body, response_truncated, response_headers, error, url, \
+                   request_headers) VALUES {rows} \
+                 ON CONFLICT (delivery_id, number) DO NOTHING"
+            ))
+        })
+        .collect()
 }
 
 /// The `UPDATE … FROM (VALUES …)` that writes one chunk of results (8 parameters a row, 2 more for
