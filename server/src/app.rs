@@ -101,8 +101,6 @@ pub async fn serve(
         crate::store::counts::COMPACT_EVERY,
         stop.clone(),
     );
-    // SQLite's checkpoints, beside the one writer connection rather than inside its commits.
-    let checkpoints = crate::store::checkpoint::spawn(store.db().clone(), stop.clone());
     let app = router(AppState {
         store,
         schema,
@@ -140,6 +138,5 @@ pub async fn serve(
     let _ = worker.await;
     let _ = pruner.await;
     let _ = counts.await;
-    let _ = checkpoints.await;
     served
 }

@@ -5,7 +5,6 @@
 pub mod alerts;
 pub mod audit;
 pub mod backup;
-pub mod checkpoint;
 pub mod counts;
 pub mod deliveries;
 pub mod destinations;
@@ -205,12 +204,7 @@ impl Store {
             // the newest rows): larger. Readers share the OS page cache behind their own
             // small ones; 16 MiB on each of ten connections was 160 MiB of RSS at depth.
             let mut w = options(1);
-            w.map_sqlx_sqlite_opts(|o| {
-                sqlite_options(o, WRITER_CACHE_KIB, WRITER_BUSY_SLICE).pragma(
-                    "wal_autocheckpoint",
-                    checkpoint::WRITER_FALLBACK_PAGES.to_string(),
-                )
-            });
+            w.map_sqlx_sqlite_opts(|o| sqlite_options(o, WRITER_CACHE_KIB, WRITER_BUSY_SLICE));
             let mut r = options(max_connections);
             r.map_sqlx_sqlite_opts(|o| sqlite_options(o, READER_CACHE_KIB, DATABASE_WAIT));
             let writer = Database::connect(w).await.map_err(StoreError::Connect)?;
