@@ -172,6 +172,17 @@ impl TestApp {
             .await
     }
 
+    /// Deletes a destination as admin; panics if the call fails.
+    pub async fn delete_destination(&self, id: &Value) {
+        self.admin
+            .query(
+                "mutation($id: ID!) { deleteDestination(input: {id: $id}) { deletedId } }",
+                json!({"id": id}),
+            )
+            .await
+            .data();
+    }
+
     /// Sends an alert as admin; returns `sendAlert`'s payload.
     pub async fn send_alert(&self, input: Value) -> Value {
         let resp = self

@@ -209,13 +209,7 @@ async fn every_change_is_one_event_with_actor_target_and_field_names(backend: Ba
         .unwrap();
         txn.commit().await.unwrap();
 
-        app.admin
-            .query(
-                "mutation($id: ID!) { deleteDestination(input: {id: $id}) { deletedId } }",
-                json!({"id": id}),
-            )
-            .await
-            .data();
+        app.delete_destination(&json!(id)).await;
 
         let events = all_events(&app).await;
         let mut got: Vec<_> = events.iter().map(summary).collect();

@@ -415,13 +415,7 @@ async fn the_counts_equal_the_stored_deliveries_after_every_kind_of_write(backen
         .await
         .unwrap();
         assert_eq!(counts_off(app).await, Vec::<String>::new(), "after one ended without an attempt");
-        app.admin
-            .query(
-                "mutation($id: ID!) { deleteDestination(input: {id: $id}) { deletedId } }",
-                json!({"id": paused["id"]}),
-            )
-            .await
-            .data();
+        app.delete_destination(&paused["id"]).await;
         for id in &waiting {
             assert_eq!(app.delivery(&json!(id)).await["state"], "FAILED");
         }

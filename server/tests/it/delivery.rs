@@ -645,13 +645,7 @@ async fn deleting_a_destination_ends_its_pending_deliveries(backend: Backend) {
     let id = &sent["deliveries"][0]["id"];
     app.wait_delivery(id, WAIT, |d| d["state"] == "RETRYING")
         .await;
-    app.admin
-        .query(
-            "mutation($id: ID!) { deleteDestination(input: {id: $id}) { deletedId } }",
-            json!({"id": dest["id"]}),
-        )
-        .await
-        .data();
+    app.delete_destination(&dest["id"]).await;
     let d = app.delivery(id).await;
     assert_eq!(d["state"], "FAILED");
     assert_eq!(d["message"], "destination deleted");
