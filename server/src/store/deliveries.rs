@@ -822,7 +822,7 @@ pub async fn record_outcomes(
         attempts_statements(backend, &written)
     };
     execute_all(&txn, attempts).await?;
-    let disabled = count_failures(&txn, outcomes, &updated, at).await?;
+    let disabled = count_failures(&txn, &updated, at).await?;
     let changed: Vec<String> = updated.iter().map(|m| m.id.clone()).collect();
     super::notify::deliveries(&txn, worker, &changed).await?;
     super::notify::destinations(&txn, worker, &disabled).await?;
@@ -933,7 +933,8 @@ const REASON_MESSAGE_CHARS: usize = 300;
 
 /// Keeps each destination's count of consecutive FAILED deliveries (test alerts aside; a success
 /// resets it) and disables the destinations that reach `auto_disable_after_failures`. Returns
-/// their ids.
+/// their ids. `recorded` are the deliveries as this batch wrote them, in the order their results
+/// arrived.
 ///
 /// The count is added to in SQL (`consecutive_failures + n`) inside the transaction that records
 /// the results, so several results for one destination in one batch, and batches written by
@@ -941,18 +942,13 @@ const REASON_MESSAGE_CHARS: usize = 300;
 /// writer (SQLite) orders them.
 async fn count_failures(
     txn: &impl ConnectionTrait,
-    outcomes: &[Outcome],
     recorded: &[Delivery],
     at: DateTime<Utc>,
 ) -> Result<Vec<String>, StoreError> {
-    use std::collections::{BTreeMap, HashMap};
-    let by_id: HashMap<&str, &Delivery> = recorded.iter().map(|m| (m.id.as_str(), m)).collect();
+    use std::collections::BTreeMap;
     // Ordered by destination id: PostgreSQL then locks the rows in one order on every replica.
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
-    for o in outcomes {
-        let Some(m) = by_id.get(o.delivery_id()) else {
-            continue;
-        };
+    for m in recorded {
         if m.test {
             continue;
         }
