@@ -45,17 +45,6 @@ pub const DATABASE_WAIT: Duration = Duration::from_secs(5);
 const WRITER_CACHE_KIB: u32 = 8 * 1024;
 const READER_CACHE_KIB: u32 = 1024;
 
-/// Prepared statements each PostgreSQL connection keeps (sqlx's default is 100).
-///
-/// sqlx keeps every distinct statement text prepared on each connection, with a description of
-/// every parameter. Multi-row inserts and result batches come in one text per row count, the
-/// large ones with thousands of parameters, so under a deep backlog each connection of the pool
-/// kept up to 100 of them: the server's peak RSS in the retry storm was 110–118 MB, and 74–78 MB
-/// with 24 (jemalloc's heap profile had sqlx's `get_or_prepare` among the largest holders;
-/// BENCHMARKS.md). A steady load's statements still fit: with 16 the API's p50 at 1,000 alerts/s
-/// grew by a few ms from preparing them again; with 24 it was within the spread of 100.
-const POSTGRES_STATEMENT_CACHE: usize = 24;
-
 /// A handle on the database and the keys that open its secrets; cheap to clone.
 ///
 /// Two pools on SQLite: `db` for reads, and `writer`, a single connection that every write
@@ -223,11 +212,6 @@ impl Store {
             (db, writer)
         } else {
             let mut opts = options(max_connections);
-            if backend == DatabaseBackend::Postgres {
-                opts.map_sqlx_postgres_opts(|o| {
-                    o.statement_cache_capacity(POSTGRES_STATEMENT_CACHE)
-                });
-            }
             if backend == DatabaseBackend::Sqlite {
                 // An in-memory database exists per pool: one pool, or writes would vanish.
                 opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, WRITER_CACHE_KIB, DATABASE_WAIT));
