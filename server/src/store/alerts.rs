@@ -502,10 +502,10 @@ async fn look_up(
         super::snapshot::epoch_select(backend)
     ));
     if !probe.is_empty() {
-        let list = p.rows(probe.iter().map(|id| [Value::from(id.as_str())]));
+        let list = p.values(probe.iter().map(|id| [Value::from(id.as_str())]));
         let due = p.push(at);
         arms.push(format!(
-            "SELECT 'due', v.column1 FROM (VALUES {list}) AS v WHERE EXISTS (\
+            "SELECT 'due', v.column1 FROM ({list}) AS v WHERE EXISTS (\
                SELECT 1 FROM deliveries WHERE destination_id = v.column1 \
                AND state IN {} AND next_attempt_at <= {due})",
             deliveries::OPEN_STATES
@@ -553,7 +553,7 @@ fn insert_statement<'a>(
     rows: impl Iterator<Item = &'a alert::Model>,
 ) -> Statement {
     let mut p = Params::new(backend);
-    let values = p.rows(rows.map(|m| -> [Value; 10] {
+    let values = p.table(rows.map(|m| -> [Value; 10] {
         [
             m.id.as_str().into(),
             m.detection_id.as_str().into(),
@@ -569,7 +569,7 @@ fn insert_statement<'a>(
     }));
     p.statement(format!(
         "INSERT INTO alerts (id, detection_id, title, severity, alert_type, created_at, \
-         received_at, body, routing, log_types) VALUES {values}"
+         received_at, body, routing, log_types) {values}"
     ))
 }
 

@@ -183,7 +183,7 @@ pub(crate) fn insert_statement<'a>(
     rows: impl Iterator<Item = &'a delivery::Model>,
 ) -> Statement {
     let mut p = Params::new(backend);
-    let values = p.rows(rows.map(|m| -> [Value; 18] {
+    let values = p.table(rows.map(|m| -> [Value; 18] {
         [
             m.id.as_str().into(),
             m.alert_id.as_str().into(),
@@ -206,7 +206,7 @@ pub(crate) fn insert_statement<'a>(
         ]
     }));
     p.statement(format!(
-        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES {values}"
+        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) {values}"
     ))
 }
 
@@ -840,7 +840,7 @@ fn attempts_statements(backend: DatabaseBackend, outcomes: &[&Outcome]) -> Vec<S
         .chunks(INSERT_CHUNK)
         .map(|chunk| {
             let mut p = Params::new(backend);
-            let rows = p.rows(chunk.iter().map(|o| -> [Value; 11] {
+            let rows = p.table(chunk.iter().map(|o| -> [Value; 11] {
                 let a = &o.attempt;
                 [
                     o.delivery.id.as_str().into(),
@@ -859,7 +859,7 @@ fn attempts_statements(backend: DatabaseBackend, outcomes: &[&Outcome]) -> Vec<S
             p.statement(format!(
                 "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, \
                    status_code, response_body, response_truncated, response_headers, error, url, \
-                   request_headers) VALUES {rows} \
+                   request_headers) {rows} \
                  ON CONFLICT (delivery_id, number) DO NOTHING"
             ))
         })
@@ -889,7 +889,7 @@ fn record_statement(
     // Placeholders in the order of the text (see `sql::Params`).
     let mut p = Params::new(backend);
     let updated_at = p.push(at);
-    let rows = p.rows(chunk.iter().map(|o| -> [Value; 8] {
+    let rows = p.values(chunk.iter().map(|o| -> [Value; 8] {
         [
             o.delivery.id.as_str().into(),
             o.state.as_str().into(),
@@ -908,7 +908,7 @@ fn record_statement(
            next_attempt_at = v.column4, lease_owner = NULL, lease_expires_at = NULL, \
            status_code = v.column5, response_body = v.column6, message = v.column7, \
            dispatched_at = v.column8, updated_at = {updated_at} \
-         FROM (VALUES {}) AS v \
+         FROM ({}) AS v \
          WHERE deliveries.id = v.column1 AND deliveries.lease_owner = {owner} \
            AND {state} IN {OPEN_STATES} \
          RETURNING deliveries.id",
@@ -985,7 +985,7 @@ async fn count_failures(
         }
         let mut p = Params::new(backend);
         let rows =
-            p.rows(chunk.iter().map(|(id, t)| -> [Value; 3] {
+            p.values(chunk.iter().map(|(id, t)| -> [Value; 3] {
                 [(*id).into(), t.reset.into(), t.failures.into()]
             }));
         // A success on a destination whose count is already 0 changes nothing, and is left out so
@@ -993,7 +993,7 @@ async fn count_failures(
         let sql = format!(
             "UPDATE destinations SET consecutive_failures = CASE WHEN v.column2 THEN v.column3 \
                ELSE destinations.consecutive_failures + v.column3 END \
-             FROM (VALUES {}) AS v \
+             FROM ({}) AS v \
              WHERE destinations.id = v.column1 \
                AND (v.column3 > 0 OR destinations.consecutive_failures <> 0) \
              RETURNING destinations.id AS id, destinations.consecutive_failures AS count, \

@@ -6,6 +6,10 @@
 //! the SQLite writer thread's time (`perf`, BENCHMARKS.md). Anonymous `?` parameters are not in
 //! that list and bind in the order they appear in the text, so a statement built with [`Params`]
 //! must ask for its placeholders in that order, and ask again for a value it uses twice.
+//!
+//! Rows to insert go to PostgreSQL as one JSON parameter (see [`Params::table`]), written here by
+//! hand: sea-query's PostgreSQL arrays (the other way to bind many rows as a few parameters)
+//! cannot carry NULL elements, and several of our columns are nullable.
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value, Values};
 
@@ -42,17 +46,123 @@ impl Params {
             .join(", ")
     }
 
-    /// `(…), (…)` for a multi-row VALUES list, one placeholder a value, in order.
-    pub fn rows<const N: usize>(&mut self, rows: impl IntoIterator<Item = [Value; N]>) -> String {
-        rows.into_iter()
+    /// A table of these rows to insert, written after `INSERT INTO t (…)`; its columns are
+    /// `column1`…`columnN` on both databases.
+    ///
+    /// On SQLite it is a `VALUES` list, one placeholder a value, in order. On PostgreSQL it is one
+    /// parameter, the rows as JSON, read by `json_to_recordset`: whatever the number of rows, the
+    /// statement's text is the same and it has one parameter. sqlx keeps every distinct text
+    /// prepared on each connection with a description of each parameter, and a `VALUES` list
+    /// makes a text per row count with up to thousands of parameters: under a deep backlog those
+    /// took tens of MB of the server's memory (BENCHMARKS.md). A row set with a value this cannot
+    /// put in JSON (none of ours) falls back to the `VALUES` list.
+    pub fn table<const N: usize>(&mut self, rows: impl IntoIterator<Item = [Value; N]>) -> String {
+        let rows: Vec<[Value; N]> = rows.into_iter().collect();
+        if self.backend == DatabaseBackend::Postgres
+            && let Some((json, types)) = json_rows(&rows)
+        {
+            let param = self.push(json);
+            let columns = types
+                .iter()
+                .enumerate()
+                .map(|(i, ty)| format!("column{} {ty}", i + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return format!("SELECT * FROM json_to_recordset({param}::json) AS r({columns})");
+        }
+        self.values(rows)
+    }
+
+    /// A `VALUES` list of these rows on both databases, one placeholder a value, in order; its
+    /// columns are `column1`…`columnN`. For a table that a statement joins on: PostgreSQL plans
+    /// a `VALUES` list from its real length, but guesses 100 rows for `json_to_recordset`, and
+    /// with that guess the result UPDATE's join took twice PostgreSQL's CPU per delivery
+    /// (BENCHMARKS.md).
+    pub fn values<const N: usize>(&mut self, rows: impl IntoIterator<Item = [Value; N]>) -> String {
+        let list = rows
+            .into_iter()
             .map(|row| format!("({})", self.list(row)))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        format!("VALUES {list}")
     }
 
     pub fn statement(self, sql: impl Into<String>) -> Statement {
         Statement::from_sql_and_values(self.backend, sql, self.values)
     }
+}
+
+/// The rows as a JSON array of objects keyed `column1`…, and each column's PostgreSQL type, taken
+/// from the first row (a sea-query value has its type even when it is NULL). None when there are
+/// no rows, or a value is of a type not handled here.
+fn json_rows<const N: usize>(rows: &[[Value; N]]) -> Option<(String, [&'static str; N])> {
+    let first = rows.first()?;
+    let mut types = [""; N];
+    for (ty, v) in types.iter_mut().zip(first) {
+        *ty = pg_type(v)?;
+    }
+    let mut json = String::with_capacity(rows.len() * N * 16);
+    json.push('[');
+    for (r, row) in rows.iter().enumerate() {
+        if r > 0 {
+            json.push(',');
+        }
+        json.push('{');
+        for (i, v) in row.iter().enumerate() {
+            if pg_type(v)? != types[i] {
+                return None;
+            }
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str("\"column");
+            json.push_str(&(i + 1).to_string());
+            json.push_str("\":");
+            push_json(&mut json, v);
+        }
+        json.push('}');
+    }
+    json.push(']');
+    Some((json, types))
+}
+
+fn pg_type(v: &Value) -> Option<&'static str> {
+    Some(match v {
+        Value::Bool(_) => "boolean",
+        Value::Int(_) => "integer",
+        Value::BigInt(_) => "bigint",
+        Value::Double(_) => "double precision",
+        Value::String(_) => "text",
+        Value::ChronoDateTimeUtc(_) => "timestamptz",
+        _ => return None,
+    })
+}
+
+/// One value as JSON, for a type [`pg_type`] names.
+fn push_json(json: &mut String, v: &Value) {
+    use std::fmt::Write;
+    let _ = match v {
+        Value::Bool(Some(b)) => write!(json, "{b}"),
+        Value::Int(Some(n)) => write!(json, "{n}"),
+        Value::BigInt(Some(n)) => write!(json, "{n}"),
+        // JSON has no NaN or infinity; none of ours is either, and NULL is the honest stand-in.
+        Value::Double(Some(f)) if f.is_finite() => write!(json, "{f}"),
+        Value::String(Some(s)) => {
+            // Serialising a string cannot fail.
+            json.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "null".into()));
+            Ok(())
+        }
+        // Microseconds, as both databases keep them (`store::now`).
+        Value::ChronoDateTimeUtc(Some(t)) => write!(
+            json,
+            "\"{}\"",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        ),
+        _ => {
+            json.push_str("null");
+            Ok(())
+        }
+    };
 }
 
 /// Runs statements that return no rows, in order, in one round trip on SQLite.
@@ -108,32 +218,70 @@ const JOIN_VALUES_AT_MOST: usize = 2_000;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn placeholders_are_numbered_on_postgres_and_anonymous_on_sqlite() {
         let mut pg = Params::new(DatabaseBackend::Postgres);
         assert_eq!(pg.push(1), "$1");
         assert_eq!(pg.list(["a", "b"]), "$2, $3");
-        assert_eq!(
-            pg.rows([
-                [Value::from(1), Value::from(2)],
-                [Value::from(3), Value::from(4)]
-            ]),
-            "($4, $5), ($6, $7)"
-        );
         let mut lite = Params::new(DatabaseBackend::Sqlite);
         assert_eq!(lite.push(1), "?");
         assert_eq!(lite.list(["a", "b"]), "?, ?");
         assert_eq!(
-            lite.rows([
+            lite.table([
                 [Value::from(1), Value::from(2)],
                 [Value::from(3), Value::from(4)]
             ]),
-            "(?, ?), (?, ?)"
+            "VALUES (?, ?), (?, ?)"
         );
         assert_eq!(
             lite.statement("SELECT ?").values.map(|v| v.0.len()),
             Some(7)
         );
+    }
+
+    #[test]
+    fn a_postgres_table_is_one_json_parameter_whatever_the_number_of_rows() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 14, 30, 0).unwrap()
+            + chrono::Duration::microseconds(123_456);
+        let row = |id: &str, n: Option<i32>| -> [Value; 4] {
+            [id.into(), n.into(), true.into(), at.into()]
+        };
+        let text = |rows: Vec<[Value; 4]>| {
+            let mut p = Params::new(DatabaseBackend::Postgres);
+            p.push("before");
+            let table = p.table(rows);
+            (table, p.statement("").values.unwrap().0)
+        };
+        let (one, _) = text(vec![row("a", Some(1))]);
+        let (many, values) = text(vec![row("a\"b", Some(1)), row("c", None)]);
+        assert_eq!(one, many, "the text does not depend on the number of rows");
+        assert_eq!(
+            many,
+            "SELECT * FROM json_to_recordset($2::json) AS r(column1 text, column2 integer, \
+             column3 boolean, column4 timestamptz)"
+        );
+        assert_eq!(values.len(), 2);
+        let Value::String(Some(json)) = &values[1] else {
+            panic!("the rows go as one JSON text: {values:?}");
+        };
+        let parsed: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!([
+                {"column1": "a\"b", "column2": 1, "column3": true,
+                 "column4": "2026-12-01T14:30:00.123456Z"},
+                {"column1": "c", "column2": null, "column3": true,
+                 "column4": "2026-12-01T14:30:00.123456Z"},
+            ])
+        );
+    }
+
+    #[test]
+    fn a_value_json_cannot_carry_falls_back_to_a_values_list() {
+        let mut p = Params::new(DatabaseBackend::Postgres);
+        let table = p.table([[Value::from(vec![1u8, 2])]]);
+        assert_eq!(table, "VALUES ($1)");
     }
 }
