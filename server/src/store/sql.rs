@@ -126,11 +126,14 @@ fn json_rows<const N: usize>(rows: &[[Value; N]]) -> Option<(String, [&'static s
     Some((json, types))
 }
 
+/// The PostgreSQL type of a value this can write as JSON. Not a non-finite float: JSON has no NaN
+/// or infinity, and such a row set goes as a `VALUES` list instead.
 fn pg_type(v: &Value) -> Option<&'static str> {
     Some(match v {
         Value::Bool(_) => "boolean",
         Value::Int(_) => "integer",
         Value::BigInt(_) => "bigint",
+        Value::Double(Some(f)) if !f.is_finite() => return None,
         Value::Double(_) => "double precision",
         Value::String(_) => "text",
         Value::ChronoDateTimeUtc(_) => "timestamptz",
@@ -145,8 +148,7 @@ fn push_json(json: &mut String, v: &Value) {
         Value::Bool(Some(b)) => write!(json, "{b}"),
         Value::Int(Some(n)) => write!(json, "{n}"),
         Value::BigInt(Some(n)) => write!(json, "{n}"),
-        // JSON has no NaN or infinity; none of ours is either, and NULL is the honest stand-in.
-        Value::Double(Some(f)) if f.is_finite() => write!(json, "{f}"),
+        Value::Double(Some(f)) => write!(json, "{f}"),
         Value::String(Some(s)) => {
             // Serialising a string cannot fail.
             json.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "null".into()));
@@ -283,5 +285,7 @@ mod tests {
         let mut p = Params::new(DatabaseBackend::Postgres);
         let table = p.table([[Value::from(vec![1u8, 2])]]);
         assert_eq!(table, "VALUES ($1)");
+        let table = p.table([[Value::from(1.5)], [Value::from(f64::NAN)]]);
+        assert_eq!(table, "VALUES ($2), ($3)");
     }
 }
