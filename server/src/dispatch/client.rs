@@ -255,7 +255,10 @@ impl WebhookClient {
                         }
                     }
                 }
-                out.body = Some(String::from_utf8_lossy(&body).into_owned());
+                // Stored as text: bytes that are not UTF-8 become U+FFFD, and so does NUL, which
+                // is UTF-8 but which PostgreSQL's text cannot hold (the attempt would never be
+                // recorded, and the delivery would be sent again and again).
+                out.body = Some(String::from_utf8_lossy(&body).replace('\0', "\u{fffd}"));
             }
         }
         out.duration = clock.elapsed();

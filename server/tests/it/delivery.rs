@@ -35,6 +35,7 @@ herald_testkit::on_both_backends!(
     concurrent_alerts_reach_every_destination_once_in_order,
     a_busy_destination_is_leased_no_more_than_its_bound,
     a_destination_enabled_beside_a_saturated_one_gets_its_work,
+    a_response_body_with_nul_bytes_is_recorded,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -1101,4 +1102,22 @@ async fn a_destination_enabled_beside_a_saturated_one_gets_its_work(backend: Bac
     assert!(slow.count() >= 1, "the slow destination is busy");
     set_enabled(true).await;
     later.wait_for(2 * ALERTS, Duration::from_secs(5)).await;
+}
+
+/// A receiver may answer with bytes PostgreSQL text cannot hold (NUL). The attempt is still
+/// recorded, the NUL shown as U+FFFD like any other byte that is not text, and the delivery ends.
+async fn a_response_body_with_nul_bytes_is_recorded(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let r = Receiver::start().await;
+    r.queue([Reply::status(500, "bad\0gateway")]);
+    app.create_destination(json!({"displayName": "Nul", "url": r.url}))
+        .await;
+    let sent = app
+        .send_alert(json!({"detectionId": "d", "title": "nul", "severity": "HIGH"}))
+        .await;
+    let d = app.wait_final(&sent["deliveries"][0]["id"]).await;
+    assert_eq!(d["state"], "SUCCEEDED", "{d:#}");
+    let d = app.delivery(&sent["deliveries"][0]["id"]).await;
+    assert_eq!(d["attempts"][0]["statusCode"], 500, "{d:#}");
+    assert_eq!(d["attempts"][0]["responseBody"], "bad\u{fffd}gateway");
 }
