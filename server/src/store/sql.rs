@@ -57,10 +57,11 @@ impl Params {
     /// took tens of MB of the server's memory (BENCHMARKS.md). A row set with a value this cannot
     /// put in JSON (none of ours) falls back to the `VALUES` list.
     pub fn table<const N: usize>(&mut self, rows: impl IntoIterator<Item = [Value; N]>) -> String {
+        if self.backend != DatabaseBackend::Postgres {
+            return self.values(rows);
+        }
         let rows: Vec<[Value; N]> = rows.into_iter().collect();
-        if self.backend == DatabaseBackend::Postgres
-            && let Some((json, types)) = json_rows(&rows)
-        {
+        if let Some((json, types)) = json_rows(&rows) {
             let param = self.push(json);
             let columns = types
                 .iter()
@@ -96,6 +97,7 @@ impl Params {
 /// from the first row (a sea-query value has its type even when it is NULL). None when there are
 /// no rows, or a value is of a type not handled here.
 fn json_rows<const N: usize>(rows: &[[Value; N]]) -> Option<(String, [&'static str; N])> {
+    use std::fmt::Write;
     let first = rows.first()?;
     let mut types = [""; N];
     for (ty, v) in types.iter_mut().zip(first) {
@@ -115,9 +117,8 @@ fn json_rows<const N: usize>(rows: &[[Value; N]]) -> Option<(String, [&'static s
             if i > 0 {
                 json.push(',');
             }
-            json.push_str("\"column");
-            json.push_str(&(i + 1).to_string());
-            json.push_str("\":");
+            // Writing to a String cannot fail.
+            let _ = write!(json, "\"column{}\":", i + 1);
             push_json(&mut json, v);
         }
         json.push('}');
